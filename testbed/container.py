@@ -1,0 +1,200 @@
+"""One host's life: overlay over the base, identity and simulated hardware, boot, readiness, stop.
+
+Example:
+    mount_overlay(host, base); seed_host(host, pubkey); boot(host)
+    wait_ready(host, timeout=30)     # sshd answers and `systemctl is-system-running` says running
+    stop(host); unmount_overlay(host)
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from .layout import PROJECT_ROOT, Host, TestbedError
+
+HARDWARE_DIR = PROJECT_ROOT / "testbed" / "hardware"
+
+
+def is_mounted(path: Path) -> bool:
+    target = str(path)
+    with open("/proc/self/mounts") as mounts:
+        return any(line.split()[1] == target for line in mounts)
+
+
+def mount_overlay(host: Host, base: Path) -> None:
+    for d in (host.upper, host.dir / "work", host.root):
+        d.mkdir(parents=True, exist_ok=True)
+    if is_mounted(host.root):
+        return
+    opts = f"lowerdir={base},upperdir={host.upper},workdir={host.dir / 'work'}"
+    p = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(host.root)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise TestbedError(f"host {host.name}: overlay mount failed: {p.stderr.strip()}")
+
+
+def unmount_overlay(host: Host) -> None:
+    if is_mounted(host.root):
+        subprocess.run(["umount", str(host.root)], check=False)
+        if is_mounted(host.root):  # still busy (a process lingers): detach lazily
+            subprocess.run(["umount", "-l", str(host.root)], check=False)
+
+
+def seed_host(host: Host, authorized_key: str) -> str:
+    """Write the host's identity and simulated hardware into its overlay; return its host key line.
+
+    Runs on every boot; only writes what is missing, so a host keeps its state across restarts."""
+    root = host.root
+    _write(root / "etc/hostname", host.name + "\n")
+    # Minbase has no /etc/hosts; name resolution of the host's own name must work (sudo, Ollama).
+    _write(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n::1\tlocalhost ip6-localhost\n")
+    if not (root / "etc/machine-id").read_text().strip():
+        _write(root / "etc/machine-id", secrets.token_hex(16) + "\n")
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _write(ssh_dir / "authorized_keys", authorized_key.strip() + "\n", mode=0o600)
+    hostkey = root / "etc/ssh/ssh_host_ed25519_key"
+    if not hostkey.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.name}",
+                        "-f", str(hostkey)], check=True)
+    _install_hardware(host)
+    return " ".join(hostkey.with_suffix(".pub").read_text().split()[:2])
+
+
+def _install_hardware(host: Host) -> None:
+    """GPU profiles get the replaying nvidia-smi and the groups a real driver install creates."""
+    recording = HARDWARE_DIR / "profiles" / host.profile / "gpus.json"
+    if not recording.exists():
+        return
+    root = host.root
+    share = root / "usr/local/share/nvidia-smi-replay"
+    share.mkdir(parents=True, exist_ok=True)
+    for f in recording.parent.iterdir():
+        if f.suffix in (".json", ".txt"):
+            shutil.copy2(f, share / f.name)
+    dest = root / "usr/local/bin/nvidia-smi"
+    shutil.copy2(HARDWARE_DIR / "nvidia_smi_replay.py", dest)
+    dest.chmod(0o755)
+    if "\nrender:" not in "\n" + (root / "etc/group").read_text():
+        subprocess.run(["chroot", str(root), "groupadd", "--system", "render"], check=True)
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    path.chmod(mode)
+
+
+def boot(host: Host) -> int:
+    """Start systemd-nspawn -b in the host's namespace; return nspawn's pid."""
+    log = open(host.console_log, "ab")
+    cmd = ["systemd-nspawn", "--register=no", "--keep-unit", "--quiet", "-b",
+           "-D", str(host.root), f"--machine={host.machine}", f"--hostname={host.name}",
+           f"--network-namespace-path=/run/netns/{host.netns}", "--console=read-only"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    (host.dir / "nspawn.pid").write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def nspawn_pid(host: Host) -> int | None:
+    """The running nspawn of this host, found by its command line (survives a lost pid file)."""
+    needle = f"--machine={host.machine}\0".encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "cmdline").read_bytes():
+                    return int(proc.name)
+            except OSError:
+                continue
+    return None
+
+
+def wait_ready(host: Host, ssh_config: Path, timeout: float) -> float:
+    """Wait until sshd answers and systemd reports `running`; return seconds waited."""
+    start = time.monotonic()
+    deadline = start + timeout
+    while not _port_open(host.ip, 22):
+        if nspawn_pid(host) is None:
+            raise TestbedError(f"host {host.name}: systemd-nspawn exited during boot; log: {host.console_log}")
+        if time.monotonic() > deadline:
+            raise TestbedError(f"host {host.name}: sshd did not answer on {host.ip}:22 within {timeout:.0f}s; "
+                               f"log: {host.console_log}")
+        time.sleep(0.05)
+    remaining = max(1.0, deadline - time.monotonic())
+    p = subprocess.run(["ssh", "-F", str(ssh_config), host.name,
+                        f"timeout {remaining:.0f} systemctl is-system-running --wait"],
+                       capture_output=True, text=True, timeout=remaining + 10)
+    state = p.stdout.strip() or p.stderr.strip()
+    if state != "running":
+        failed = subprocess.run(["ssh", "-F", str(ssh_config), host.name,
+                                 "systemctl --failed --no-legend --plain | cut -d' ' -f1 | xargs"],
+                                capture_output=True, text=True).stdout.strip()
+        raise TestbedError(f"host {host.name}: systemd is {state or 'unreachable over ssh'!s}"
+                           f"{' (failed: ' + failed + ')' if failed else ''}; log: {host.console_log}")
+    return time.monotonic() - start
+
+
+def _port_open(ip: str, port: int) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def stop(host: Host, timeout: float = 15) -> None:
+    """Orderly shutdown (nspawn turns SIGTERM into the container's poweroff), then force."""
+    pid = nspawn_pid(host)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (our own child not yet reaped) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def host_processes(host: Host) -> list[int]:
+    """Pids of every process inside the host (same pid namespace as its PID 1)."""
+    pid = nspawn_pid(host)
+    if pid is None:
+        return []
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    if not children:
+        return []
+    ns = os.readlink(f"/proc/{children[0]}/ns/pid")
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if os.readlink(proc / "ns/pid") == ns:
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def hardware_description(profile: str) -> dict:
+    path = HARDWARE_DIR / "profiles" / profile / "hardware.json"
+    return json.loads(path.read_text()) if path.exists() else {}

@@ -1,0 +1,166 @@
+"""Bring a testbed up, report on it, tear it down. `up` and `down` are idempotent.
+
+Example:
+    tb = Testbed.named("tb", hosts=3)
+    report = up(tb)          # boots missing hosts, starts the mirror, writes inventory + ssh config
+    status(tb); down(tb)     # down removes every container, mount, namespace, link and process
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import container, inventory, network, rootfs
+from .layout import CACHE_ROOT, MIRROR_PORT, OLLAMA_VERSION, PROJECT_ROOT, Testbed, TestbedError
+from .models import publish_models
+from .release import publish_release
+
+
+def _find_pids(needle: str) -> list[int]:
+    """Processes whose command line contains `needle` (NUL-separated argv joined by spaces)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def _mirror_needle(tb: Testbed) -> str:
+    return f"testbed.mirror --root {tb.mirror_root} "
+
+
+def ensure_mirror(tb: Testbed) -> dict[str, str]:
+    """Publish the double's release and the test models, and serve them on the bridge address."""
+    sums = publish_release(tb.mirror_root / "ollama/releases/download", OLLAMA_VERSION, tb.mirror_url)
+    publish_models(tb.mirror_root)
+    if not _find_pids(_mirror_needle(tb)):
+        log = open(tb.state_dir / "mirror.log", "ab")
+        subprocess.Popen([sys.executable, "-m", "testbed.mirror", "--root", str(tb.mirror_root),
+                          "--bind", tb.gateway, "--port", str(MIRROR_PORT),
+                          "--access-log", str(tb.state_dir / "mirror-access.log")],
+                         cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         start_new_session=True)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection((tb.gateway, MIRROR_PORT), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TestbedError(f"testbed {tb.name}: mirror did not listen on {tb.mirror_url}; "
+                                       f"log: {tb.state_dir / 'mirror.log'}")
+                time.sleep(0.05)
+    return sums
+
+
+def _check_size(tb: Testbed) -> None:
+    state = tb.state_dir / "state.json"
+    if state.exists():
+        was = json.loads(state.read_text())["host_count"]
+        if was != tb.host_count:
+            raise TestbedError(f"testbed {tb.name} has {was} hosts, asked for {tb.host_count}: "
+                               f"run `python3 -m testbed down --name {tb.name}` first")
+
+
+def up(tb: Testbed, boot_timeout: float = 45, cache_root: Path = CACHE_ROOT, log=print) -> dict:
+    """Boot every host that is not running; returns {"hosts": [...], "seconds": ...}."""
+    started = time.monotonic()
+    _check_size(tb)
+    base = rootfs.ensure_base(cache_root, log=log)
+    tb.state_dir.mkdir(parents=True, exist_ok=True)
+    pubkey = inventory.ensure_client_key(tb)
+    network.ensure_bridge(tb)
+    sums = ensure_mirror(tb)
+    host_keys, to_boot = {}, []
+    for h in tb.hosts:
+        running = container.nspawn_pid(h) is not None
+        if not running:
+            network.ensure_host_netns(h)
+            container.mount_overlay(h, base)
+        host_keys[h.name] = container.seed_host(h, pubkey) if not running else \
+            " ".join((h.root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
+        if not running:
+            to_boot.append(h)
+    inventory.write_ssh_files(tb, host_keys)
+    for h in to_boot:
+        container.boot(h)
+    with ThreadPoolExecutor(max_workers=min(16, len(tb.hosts))) as pool:
+        futures = {h.name: pool.submit(container.wait_ready, h, tb.ssh_config, boot_timeout) for h in tb.hosts}
+    errors, ready = [], {}
+    for name, fut in futures.items():
+        try:
+            ready[name] = fut.result()
+        except (TestbedError, subprocess.TimeoutExpired) as e:
+            errors.append(str(e) if isinstance(e, TestbedError) else
+                          f"host {name}: ssh timed out; log: {tb.host(name).console_log}")
+    (tb.state_dir / "state.json").write_text(json.dumps({"host_count": tb.host_count}))
+    inventory.write_inventory(tb, sums)
+    if errors:
+        raise TestbedError("\n".join(errors))
+    booted = {h.name for h in to_boot}
+    return {"seconds": time.monotonic() - started,
+            "hosts": [{"name": h.name, "profile": h.profile, "ip": h.ip,
+                       "booted": h.name in booted, "ready_after_s": round(ready[h.name], 2)} for h in tb.hosts]}
+
+
+def status(tb: Testbed) -> list[dict]:
+    rows = []
+    for h in tb.hosts:
+        pid = container.nspawn_pid(h)
+        state = "stopped"
+        if pid:
+            p = subprocess.run(["ssh", "-F", str(tb.ssh_config), h.name, "systemctl is-system-running"],
+                               capture_output=True, text=True, timeout=15)
+            state = p.stdout.strip() or f"unreachable ({p.stderr.strip()[:60]})"
+        rows.append({"name": h.name, "profile": h.profile, "ip": h.ip, "pid": pid, "state": state})
+    return rows
+
+
+def stop_host(tb: Testbed, name: str) -> None:
+    """Shut one host down, keeping its disk (overlay upper) for the next `up`."""
+    h = tb.host(name)
+    container.stop(h)
+    container.unmount_overlay(h)
+
+
+def down(tb: Testbed) -> list[str]:
+    """Remove everything the testbed made; return what is still left (empty when clean)."""
+    for pid in _find_pids(f"--machine={tb.name}-"):
+        subprocess.run(["kill", "-TERM", str(pid)], check=False)
+    deadline = time.monotonic() + 15
+    while _find_pids(f"--machine={tb.name}-") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in _find_pids(f"--machine={tb.name}-") + _find_pids(_mirror_needle(tb)):
+        subprocess.run(["kill", "-KILL", str(pid)], check=False)
+    hosts_dir = tb.state_dir / "hosts"
+    for root in sorted(hosts_dir.glob("*/root")) if hosts_dir.exists() else []:
+        if container.is_mounted(root):
+            subprocess.run(["umount", "-l", str(root)], check=False)
+    for ns in network.testbed_namespaces(tb):
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    network.remove_bridge(tb)
+    shutil.rmtree(tb.state_dir, ignore_errors=True)
+    tb.inventory_path.unlink(missing_ok=True)
+    return leftovers(tb)
+
+
+def leftovers(tb: Testbed) -> list[str]:
+    """Anything of this testbed that still exists: processes, mounts, namespaces, links, files."""
+    left = [f"process {p}" for p in _find_pids(f"--machine={tb.name}-") + _find_pids(_mirror_needle(tb))]
+    with open("/proc/self/mounts") as mounts:
+        left += [f"mount {line.split()[1]}" for line in mounts if str(tb.state_dir) in line]
+    left += [f"netns {ns}" for ns in network.testbed_namespaces(tb)]
+    if subprocess.run(["ip", "link", "show", tb.bridge], capture_output=True).returncode == 0:
+        left.append(f"link {tb.bridge}")
+    left += [f"path {p}" for p in (tb.state_dir, tb.inventory_path) if p.exists()]
+    return left

@@ -1,0 +1,163 @@
+"""Where a testbed lives and what it is made of: names, addresses, paths.
+
+A testbed is a named set of hosts (systemd-nspawn containers) sharing one cached base rootfs.
+Several testbeds can exist at once (the default one, a benchmark one, a failure-test one): each
+has its own state directory, bridge, subnet and network namespaces, all derived from its name.
+
+Example:
+    tb = Testbed.named("tb", hosts=3)
+    [h.name for h in tb.hosts]   # ['cpu-xeon-1', 'dual-gpu-1', 'dgx-spark-1']
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Hosts take profiles in this order, so N hosts cover every profile once N >= 3.
+PROFILES = ("cpu_xeon", "dual_gpu", "dgx_spark")
+STATE_ROOT = Path(os.environ.get("OLLAMA_TESTBED_STATE", "/var/lib/ollama-testbed"))
+CACHE_ROOT = Path(os.environ.get("OLLAMA_TESTBED_CACHE", "/var/cache/ollama-testbed"))
+DEFAULT_NAME = "tb"
+MIRROR_PORT = 8701
+# The version the test double reports; the deploy pins the same version for the real artifact.
+OLLAMA_VERSION = "0.32.15"
+# Linux interface names are limited to 15 bytes; "<name>-br" and "<name>v<NN>" must fit.
+_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+
+
+class TestbedError(Exception):
+    """A testbed step failed; str() is one line naming the host, what failed and the log."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
+@dataclass(frozen=True)
+class Host:
+    """One container: its inventory name, profile, address and the paths of its overlay."""
+
+    testbed: "Testbed"
+    index: int
+    profile: str
+    name: str
+    ip: str
+
+    @property
+    def dir(self) -> Path:
+        return self.testbed.state_dir / "hosts" / self.name
+
+    @property
+    def root(self) -> Path:
+        return self.dir / "root"  # overlay mount: base (read-only) + upper (this host's writes)
+
+    @property
+    def upper(self) -> Path:
+        return self.dir / "upper"
+
+    @property
+    def console_log(self) -> Path:
+        return self.dir / "console.log"
+
+    @property
+    def machine(self) -> str:
+        return f"{self.testbed.name}-{self.name}"
+
+    @property
+    def netns(self) -> str:
+        return self.machine
+
+    @property
+    def veth(self) -> str:
+        return f"{self.testbed.name}v{self.index}"
+
+
+@dataclass(frozen=True)
+class Testbed:
+    """A named testbed: `hosts` containers on `subnet`, state under STATE_ROOT/name."""
+
+    __test__ = False
+
+    name: str
+    host_count: int
+    subnet: ipaddress.IPv4Network
+    hosts: tuple[Host, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def named(cls, name: str = DEFAULT_NAME, hosts: int = 3, subnet: str | None = None) -> "Testbed":
+        if not _NAME_RE.match(name):
+            raise TestbedError(f"testbed name {name!r}: use 1-8 lowercase letters/digits, starting with a letter")
+        if not 1 <= hosts <= 200:
+            raise TestbedError(f"testbed {name}: host count {hosts} must be between 1 and 200")
+        net = ipaddress.IPv4Network(subnet or _default_subnet(name))
+        tb = cls(name, hosts, net)
+        counters: dict[str, int] = {}
+        members = []
+        for i in range(hosts):
+            profile = PROFILES[i % len(PROFILES)]
+            counters[profile] = counters.get(profile, 0) + 1
+            name_i = f"{profile.replace('_', '-')}-{counters[profile]}"
+            members.append(Host(tb, i, profile, name_i, str(net.network_address + 10 + i)))
+        object.__setattr__(tb, "hosts", tuple(members))
+        return tb
+
+    @property
+    def state_dir(self) -> Path:
+        return STATE_ROOT / self.name
+
+    @property
+    def bridge(self) -> str:
+        return f"{self.name}-br"
+
+    @property
+    def gateway(self) -> str:
+        """The control node's address on the bridge: the mirror listens here."""
+        return str(self.subnet.network_address + 1)
+
+    @property
+    def mirror_url(self) -> str:
+        return f"http://{self.gateway}:{MIRROR_PORT}"
+
+    @property
+    def release_base_url(self) -> str:
+        """Same shape as https://github.com/ollama/ollama/releases/download (then /vX.Y.Z/file)."""
+        return f"{self.mirror_url}/ollama/releases/download"
+
+    @property
+    def mirror_root(self) -> Path:
+        return self.state_dir / "mirror"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.state_dir / "id_ed25519"
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.state_dir / "ssh_config"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state_dir / "known_hosts"
+
+    @property
+    def inventory_path(self) -> Path:
+        """The default testbed's inventory sits with the project's; others keep theirs in state."""
+        if self.name == DEFAULT_NAME:
+            return PROJECT_ROOT / "inventory" / "testbed.py"
+        return self.state_dir / "inventory.py"
+
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise TestbedError(f"testbed {self.name}: no host named {name!r}")
+
+
+def _default_subnet(name: str) -> str:
+    # The default testbed gets a fixed, documented subnet; others get one derived from the name,
+    # so two testbeds can run side by side without configuration.
+    third = 0 if name == DEFAULT_NAME else 1 + zlib.crc32(name.encode()) % 250
+    return f"10.201.{third}.0/24"

@@ -1,0 +1,46 @@
+"""The Ollama test double installs on each host from the mirror (checksum verified) and answers."""
+import json
+
+import pytest
+
+from testbed.layout import OLLAMA_VERSION, Testbed
+
+HOSTS = [h.name for h in Testbed.named().hosts]
+ARCH = {h.name: "arm64" if h.profile == "dgx_spark" else "amd64" for h in Testbed.named().hosts}
+PREFIX = "/opt/double-probe"  # not the deploy's prefix: this test must not pre-install for it
+
+INSTALL = """set -eu
+tmp=$(mktemp -d); cd "$tmp"
+curl -fsS -O {base}/v{version}/ollama-linux-{arch}.tar.zst -O {base}/v{version}/sha256sum.txt
+grep ' ./ollama-linux-{arch}.tar.zst$' sha256sum.txt | sha256sum -c --status
+mkdir -p {prefix} && tar --zstd -xf ollama-linux-{arch}.tar.zst -C {prefix}
+systemd-run --quiet --unit=double-probe --setenv=HOME=/root --setenv=OLLAMA_MODELS=/var/tmp/double-probe \
+    {prefix}/bin/ollama serve
+for i in $(seq 100); do curl -fsS http://127.0.0.1:11434/api/version && break; sleep 0.1; done
+"""
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_double_installs_from_mirror_pulls_and_generates(testbed, hosts, name):
+    tb, _ = testbed
+    h = hosts[name]
+    try:
+        out = h.run(INSTALL.format(base=tb.release_base_url, version=OLLAMA_VERSION, arch=ARCH[name], prefix=PREFIX))
+        assert out.rc == 0, out.stderr
+        assert json.loads(out.stdout.strip().splitlines()[-1]) == {"version": OLLAMA_VERSION}
+        assert h.file(f"{PREFIX}/bin/ollama").mode & 0o111
+        assert h.file(f"{PREFIX}/lib/ollama").is_directory
+        pull = h.run(f"{PREFIX}/bin/ollama pull testbed/tiny")
+        assert pull.rc == 0 and "success" in pull.stderr + pull.stdout
+        gen = json.loads(h.check_output(
+            "curl -fsS http://127.0.0.1:11434/api/generate -d %s",
+            json.dumps({"model": "testbed/tiny", "prompt": "Say hello", "stream": False})))
+        assert gen["done"] is True and gen["response"].strip()
+        assert gen["eval_count"] > 0 and gen["eval_duration"] > 0 and gen["load_duration"] > 0
+        journal = h.check_output("journalctl -u double-probe --no-pager -o cat")
+        assert 'msg="server config"' in journal and "OLLAMA_MODELS:/var/tmp/double-probe" in journal
+        access = (tb.state_dir / "mirror-access.log").read_text()
+        ip = tb.host(name).ip
+        assert f"{ip} GET /ollama/releases/download/v{OLLAMA_VERSION}/ollama-linux-{ARCH[name]}.tar.zst 200" in access
+    finally:
+        h.run(f"systemctl stop double-probe; systemctl reset-failed double-probe; rm -rf {PREFIX} /var/tmp/double-probe")

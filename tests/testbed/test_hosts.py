@@ -1,0 +1,72 @@
+"""Each testbed host is a real systemd machine reachable over SSH, with its simulated hardware."""
+import json
+import runpy
+import subprocess
+import sys
+
+import pytest
+
+from testbed.container import HARDWARE_DIR, nspawn_pid
+from testbed.layout import PROJECT_ROOT, Testbed
+
+HOSTS = [h.name for h in Testbed.named().hosts]
+PROFILE = {h.name: h.profile for h in Testbed.named().hosts}
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_pid1_is_systemd_and_system_is_running(hosts, name):
+    h = hosts[name]
+    assert h.file("/proc/1/comm").content_string.strip() == "systemd"
+    assert h.run("systemctl is-system-running").stdout.strip() == "running"
+    assert h.check_output("hostname") == name
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_each_host_has_its_own_network_namespace(testbed, hosts, name):
+    tb, _ = testbed
+    addr = hosts[name].check_output("ip -4 -o addr show dev eth0")
+    assert f" {tb.host(name).ip}/" in addr
+    # Another host's address is not configured here: the namespaces are really separate.
+    others = [h.ip for h in tb.hosts if h.name != name]
+    assert not any(f" {ip}/" in addr for ip in others)
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_simulated_gpus_match_the_recording(hosts, name):
+    h = hosts[name]
+    recording = HARDWARE_DIR / "profiles" / PROFILE[name] / "gpus.json"
+    if not recording.exists():
+        assert not h.exists("nvidia-smi"), "a CPU-only host must not have nvidia-smi"
+        return
+    gpus = json.loads(recording.read_text())["gpus"]
+    out = h.check_output("nvidia-smi --query-gpu=index,name,pci.bus_id --format=csv,noheader")
+    rows = [[c.strip() for c in line.split(",")] for line in out.splitlines()]
+    assert rows == [[str(g["index"]), g["name"], g["pci.bus_id"]] for g in gpus]
+
+
+def test_inventory_groups_hosts_by_profile_and_overrides_dgx_arch(testbed):
+    tb, _ = testbed
+    inv = runpy.run_path(str(tb.inventory_path))
+    groups = {k: v for k, v in inv.items() if k in ("cpu_xeon", "dual_gpu", "dgx_spark")}
+    assert {p: [n for n, _ in hs] for p, hs in groups.items()} == \
+        {h.profile: [h.name] for h in tb.hosts}
+    assert groups["dgx_spark"][0][1]["facts_override"] == {"arch": "aarch64"}
+    assert "facts_override" not in groups["cpu_xeon"][0][1]
+
+
+def test_pyinfra_reaches_every_host_with_the_generated_inventory(testbed):
+    tb, _ = testbed
+    p = subprocess.run([sys.executable, "-m", "pyinfra", "-y", str(tb.inventory_path), "exec", "--", "hostname"],
+                       capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    for h in tb.hosts:
+        assert f"[{h.name}] {h.name}" in p.stdout + p.stderr
+
+
+def test_up_twice_boots_nothing_new(testbed):
+    from testbed import core
+    tb, _ = testbed
+    pids = {h.name: nspawn_pid(h) for h in tb.hosts}
+    again = core.up(tb)
+    assert [h["booted"] for h in again["hosts"]] == [False] * len(tb.hosts)
+    assert {h.name: nspawn_pid(h) for h in tb.hosts} == pids
