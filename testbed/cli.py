@@ -30,19 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default=DEFAULT_NAME, help="testbed name (default %(default)s)")
     sub = ap.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="boot the hosts that are not running (idempotent)")
-    p_up.add_argument("--hosts", type=int, default=3)
     p_up.add_argument("--subnet", help="IPv4 /24 for the bridge (default derived from the name)")
     p_up.add_argument("--boot-timeout", type=float, default=45)
     p_st = sub.add_parser("status", help="show each host's state")
-    sub.add_parser("down", help="remove every container, mount, namespace, link and process")
+    p_down = sub.add_parser("down", help="remove every container, mount, namespace, link and process")
     p_stop = sub.add_parser("stop", help="shut one host down, keeping its disk")
     p_stop.add_argument("host")
     p_demo = sub.add_parser("demo", help="boot the default testbed, deploy to it, print a report")
-    for p in (p_st, p_stop, p_demo):
-        p.add_argument("--hosts", type=int, default=3)
+    for p in (p_up, p_st, p_down, p_stop, p_demo):
+        p.add_argument("--hosts", type=int, help="number of hosts (default: as booted, else 3)")
     args = ap.parse_args(argv)
     try:
-        tb = Testbed.named(args.name, hosts=args.hosts, subnet=getattr(args, "subnet", None))
+        hosts = args.hosts or core.recorded_host_count(args.name) or 3
+        tb = Testbed.named(args.name, hosts=hosts, subnet=getattr(args, "subnet", None))
         if args.command == "up":
             _print_up(tb, core.up(tb, boot_timeout=args.boot_timeout))
         elif args.command == "status":

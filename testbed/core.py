@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import container, inventory, network, rootfs
-from .layout import CACHE_ROOT, MIRROR_PORT, OLLAMA_VERSION, PROJECT_ROOT, Testbed, TestbedError
+from .layout import CACHE_ROOT, MIRROR_PORT, OLLAMA_VERSION, PROJECT_ROOT, STATE_ROOT, Testbed, TestbedError
 from .models import publish_models
 from .release import publish_release
 
@@ -63,10 +63,15 @@ def ensure_mirror(tb: Testbed) -> dict[str, str]:
     return sums
 
 
+def recorded_host_count(name: str) -> int | None:
+    """How many hosts testbed `name` was brought up with, or None if it is not up."""
+    state = STATE_ROOT / name / "state.json"
+    return json.loads(state.read_text())["host_count"] if state.exists() else None
+
+
 def _check_size(tb: Testbed) -> None:
-    state = tb.state_dir / "state.json"
-    if state.exists():
-        was = json.loads(state.read_text())["host_count"]
+    was = recorded_host_count(tb.name)
+    if was is not None:
         if was != tb.host_count:
             raise TestbedError(f"testbed {tb.name} has {was} hosts, asked for {tb.host_count}: "
                                f"run `python3 -m testbed down --name {tb.name}` first")

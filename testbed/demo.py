@@ -1,30 +1,43 @@
-"""The README's demo: boot the default testbed and show every host is a reachable systemd machine
-with its simulated hardware. (The deploy and its report join here once deploy.py exists.)
+"""The README's demo: boot the default testbed, deploy to it with the real CLI, print per host
+what changed, the models, and the smoke inference figures.
 """
 from __future__ import annotations
 
-import subprocess
+import json
+import runpy
 
 from . import core
-from .layout import Testbed
+from .deployrun import run_deploy
+from .layout import PROJECT_ROOT, Testbed
 
-# One SSH round trip per host gathers everything the report shows.
-_PROBE = ("echo \"$(hostname)|$(systemctl is-system-running)|$(cat /proc/1/comm)|"
-          "$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | paste -sd';' || true)\"")
+
+def _models(inventory_path) -> dict[str, list[str]]:
+    groups = runpy.run_path(str(inventory_path))
+    return {name: data.get("ollama_models", []) for hosts in groups.values() if isinstance(hosts, list)
+            for name, data in hosts}
 
 
 def run_demo(tb: Testbed) -> int:
     report = core.up(tb)
     print(f"testbed {tb.name}: {len(tb.hosts)} hosts up in {report['seconds']:.1f}s; inventory {tb.inventory_path}")
-    print(f"{'host':<14} {'profile':<10} {'address':<13} {'systemd':<8} {'pid 1':<8} gpus (nvidia-smi)")
-    failed = 0
+    print(f"deploying: pyinfra -y {tb.inventory_path.relative_to(PROJECT_ROOT)} deploy.py")
+    for h in tb.hosts:  # a report left from an earlier run must not pass for this one's
+        (PROJECT_ROOT / "reports/smoke" / f"{h.name}.json").unlink(missing_ok=True)
+    run = run_deploy(tb.inventory_path)
+    print(f"deploy finished in {run.seconds:.1f}s, exit code {run.rc}")
+    models = _models(tb.inventory_path)
     for h in tb.hosts:
-        p = subprocess.run(["ssh", "-F", str(tb.ssh_config), h.name, _PROBE], capture_output=True, text=True, timeout=30)
-        if p.returncode != 0:
-            failed += 1
-            print(f"{h.name:<14} {h.profile:<10} {h.ip:<13} unreachable: {p.stderr.strip()}")
-            continue
-        name, state, pid1, gpus = p.stdout.strip().split("|", 3)
-        print(f"{name:<14} {h.profile:<10} {h.ip:<13} {state:<8} {pid1:<8} {gpus or 'none'}")
-    print(f"try: ssh -F {tb.ssh_config} {tb.hosts[0].name}    |    python3 -m testbed down")
-    return 1 if failed else 0
+        changed = [name for name, _ in run.changed_ops(h.name)]
+        smoke_file = PROJECT_ROOT / "reports/smoke" / f"{h.name}.json"
+        smoke = json.loads(smoke_file.read_text()) if smoke_file.exists() else None
+        print(f"\n{h.name} ({h.profile}, {h.ip})")
+        print(f"  changed:  {', '.join(changed) if changed else 'nothing (already converged)'}")
+        print(f"  models:   {', '.join(models.get(h.name, [])) or 'none'}")
+        if smoke:
+            print(f"  smoke:    {smoke['model']}: TTFT {smoke['ttft_ms']} ms, {smoke['tokens_per_s']} tok/s, "
+                  f"load {smoke['load_ms']} ms")
+    if run.rc != 0:
+        print("\n" + run.stderr[-3000:])
+    print(f"\nnext: ssh -F {tb.ssh_config} {tb.hosts[0].name}   |   "
+          f"pytest tests/testinfra --inventory {tb.inventory_path}   |   python3 -m testbed down")
+    return run.rc

@@ -45,6 +45,8 @@ def write_inventory(tb: Testbed, release_sha256: dict[str, str]) -> Path:
             # Install from the testbed mirror through the same code path as the official release.
             "ollama_release_base_url": tb.release_base_url,
             "ollama_release_sha256": release_sha256,
+            # Small test models from the mirror stand in for the profiles' production models.
+            "ollama_models": ["testbed/tiny"] + (["testbed/small"] if h.profile == "dual_gpu" else []),
         }
         if h.profile == "dgx_spark":
             # A DGX Spark is arm64; the container cannot change its real arch, so facts say it.

@@ -1,0 +1,15 @@
+"""ollama-deploy: converge each host into a tuned Ollama server.
+
+    pyinfra -y inventory/prod.py deploy.py
+"""
+from tasks.configure import configure_ollama
+from tasks.install import install_ollama
+from tasks.models import ensure_models
+from tasks.service import apply_changes
+from tasks.smoke import smoke_test
+from tasks.validate import validate_inventory
+
+validate_inventory()
+apply_changes(install_ollama() + configure_ollama())
+ensure_models()
+smoke_test()

@@ -1,0 +1,13 @@
+"""Two NVIDIA GPUs (seed 003: Quadro P4000 8 GB + GTX 1060 6 GB, Pascal, compute 6.1).
+
+Left out on purpose (shared/reference §3):
+- OLLAMA_LLM_LIBRARY=cuda names no library directory, so it forces CPU-only inference.
+- OLLAMA_NO_CUDA and OLLAMA_NUM_GPU_LAYERS are never read. GPU layers are the per-model
+  num_gpu parameter.
+"""
+
+ollama_flash_attention = True  # Pascal (6.1) passes Ollama's flash attention support check
+ollama_keep_alive = "1h"
+ollama_cuda_visible_devices = "0,1"
+ollama_cuda_device_order = "PCI_BUS_ID"  # read by the CUDA runtime, not Ollama: keeps nvidia-smi's order
+ollama_sched_spread = True

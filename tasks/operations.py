@@ -1,0 +1,119 @@
+"""Custom pyinfra operations for Ollama. Each checks the host at execution time and yields
+nothing when it is already in the wanted state, so a second deploy reports no change.
+"""
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import StringCommand, operation
+
+from .facts import RELEASE_MARKER, InstalledRelease, OllamaModels, OllamaVersion, canonical_model
+
+# Replaces bin/ollama and lib/ollama only after the download's sha256 matched and it unpacked;
+# the previous lib/ollama is swapped out by rename, never half-overwritten.
+_INSTALL_SCRIPT = """set -eu
+mkdir -p {cache} {prefix}/bin {prefix}/lib
+work=$(mktemp -d {cache}/release.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+curl -fsSL --retry 3 --connect-timeout 10 -o "$work/artifact" {url}
+if ! echo "{sha256}  $work/artifact" | sha256sum -c --status; then
+    echo "ollama-deploy: sha256 mismatch for {url}: expected {sha256}, got $(sha256sum "$work/artifact" | cut -d' ' -f1); nothing replaced" >&2
+    exit 1
+fi
+mkdir "$work/tree"
+tar --zstd -xf "$work/artifact" -C "$work/tree"
+test -x "$work/tree/bin/ollama" || {{ echo "ollama-deploy: {url} has no bin/ollama; nothing replaced" >&2; exit 1; }}
+echo {sha256} > "$work/tree/{marker}"
+rm -rf {prefix}/lib/ollama.previous
+if [ -d {prefix}/lib/ollama ]; then mv {prefix}/lib/ollama {prefix}/lib/ollama.previous; fi
+mv "$work/tree/lib/ollama" {prefix}/lib/ollama
+mv -f "$work/tree/bin/ollama" {prefix}/bin/ollama
+rm -rf {prefix}/lib/ollama.previous
+"""
+
+
+@operation()
+def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_dir: str = "/var/cache/ollama-deploy"):
+    """
+    Install an Ollama release artifact (a .tar.zst with bin/ollama and lib/ollama/) under `prefix`.
+
+    + url: the artifact's URL
+    + sha256: its expected sha256 (hex); checked before anything is replaced
+    + prefix: install prefix
+    + cache_dir: where the download is staged
+
+    **Example:**
+
+    .. code:: python
+
+        release_installed(
+            name="Install Ollama 0.32.15",
+            url="https://github.com/ollama/ollama/releases/download/v0.32.15/ollama-linux-amd64.tar.zst",
+            sha256="…",
+        )
+    """
+    if host.get_fact(InstalledRelease, prefix=prefix) == sha256:
+        host.noop(f"Ollama artifact {sha256[:12]} already installed in {prefix}")
+        return
+    q = shlex.quote
+    script = _INSTALL_SCRIPT.format(cache=q(cache_dir), prefix=q(prefix), url=q(url), sha256=sha256,
+                                    marker=RELEASE_MARKER)
+    yield StringCommand("sh", "-c", q(script))
+
+
+@operation()
+def api_answers(api: str = "http://127.0.0.1:11434", timeout: int = 60):
+    """
+    Wait until Ollama's API answers on `api`, failing the host (with the last journal lines) after `timeout` s.
+
+    **Example:**
+
+    .. code:: python
+
+        api_answers(name="Ollama API answers", timeout=60)
+    """
+    if host.get_fact(OllamaVersion, api=api):
+        host.noop(f"Ollama answers on {api}")
+        return
+    tries = timeout * 10
+    yield StringCommand("sh", "-c", shlex.quote(
+        f"for i in $(seq {tries}); do curl -fsS --max-time 1 {api}/api/version >/dev/null 2>&1 && exit 0; "
+        f"sleep 0.1; done; echo \"ollama-deploy: Ollama API did not answer on {api} within {timeout}s; "
+        f"last journal lines:\" >&2; journalctl -u ollama -n 15 --no-pager >&2; exit 1"))
+
+
+@operation()
+def model_pulled(model: str, api: str = "http://127.0.0.1:11434", ollama: str = "/usr/local/bin/ollama"):
+    """
+    Pull `model` through the Ollama API (the `ollama pull` client shows progress) unless present.
+
+    **Example:**
+
+    .. code:: python
+
+        model_pulled(name="Model qwen2.5-coder:7b", model="qwen2.5-coder:7b")
+    """
+    wanted = canonical_model(model)
+    if wanted in host.get_fact(OllamaModels, api=api):
+        host.noop(f"model {wanted} present")
+        return
+    # The client talks to the API given by OLLAMA_HOST and exits non-zero on a streamed error.
+    yield StringCommand("env", f"OLLAMA_HOST={shlex.quote(api)}", ollama, "pull", shlex.quote(model))
+
+
+@operation()
+def model_absent(model: str, api: str = "http://127.0.0.1:11434", ollama: str = "/usr/local/bin/ollama"):
+    """
+    Remove `model` if the server lists it.
+
+    **Example:**
+
+    .. code:: python
+
+        model_absent(name="Remove old model", model="llama2:7b")
+    """
+    if canonical_model(model) not in host.get_fact(OllamaModels, api=api):
+        host.noop(f"model {model} absent")
+        return
+    yield StringCommand("env", f"OLLAMA_HOST={shlex.quote(api)}", ollama, "rm", shlex.quote(model))

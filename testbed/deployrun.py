@@ -1,0 +1,40 @@
+"""Run the real deploy CLI against an inventory and read its JSON results (tests, bench, demo).
+
+Example:
+    run = run_deploy("inventory/testbed.py")
+    run.rc, run.seconds, run.changed_ops()
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from .layout import PROJECT_ROOT
+
+
+@dataclass
+class DeployRun:
+    rc: int
+    seconds: float
+    results: dict
+    stderr: str
+
+    def changed_ops(self, host: str | None = None, include_smoke: bool = False) -> list[tuple[str, str]]:
+        """(operation name, host) pairs that changed something; the smoke is a check, not a change."""
+        return [(op["name"], h) for op in self.results.get("operations", []) for h in op.get("success", [])
+                if (include_smoke or not op["name"].startswith("Smoke")) and (host is None or h == host)]
+
+
+def run_deploy(inventory, *extra: str, timeout: float = 600) -> DeployRun:
+    started = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "pyinfra", "-y", "--json", str(inventory), "deploy.py", *extra],
+                       capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=timeout)
+    seconds = time.monotonic() - started
+    try:
+        results = json.loads(p.stdout)["results"]
+    except (ValueError, KeyError):
+        results = {}
+    return DeployRun(p.returncode, seconds, results, p.stderr)

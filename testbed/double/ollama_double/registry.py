@@ -1,0 +1,166 @@
+"""Pulling models from a Docker-registry-v2 style server (server/images.go PullModel).
+
+The default host (registry.ollama.ai) is served by the testbed mirror named
+in config.json; any other host is contacted directly (plain http when the
+request says ``insecure``).  Blobs download to ``sha256-<hex>-partial`` and
+resume with an HTTP Range request; a server that ignores Range (answers 200)
+simply restarts the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from . import store as st
+
+ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
+PROGRESS_INTERVAL = 0.060  # server/download.go ticks every 60 ms
+CHUNK = 256 * 1024
+
+_blob_locks: dict[str, threading.Lock] = {}
+_blob_locks_guard = threading.Lock()
+
+
+class PullError(Exception):
+    pass
+
+
+def _lock_for(digest: str) -> threading.Lock:
+    with _blob_locks_guard:
+        return _blob_locks.setdefault(digest, threading.Lock())
+
+
+def base_url(name: st.Name, insecure: bool, default_registry: str) -> str:
+    if name.host.lower() == st.DEFAULT_HOST:
+        return default_registry.rstrip("/")
+    scheme = name.scheme or "https"
+    if scheme != "http" and insecure:
+        scheme = "http"  # images.go: makeRequest downgrades when insecure
+    return f"{scheme}://{name.host}"
+
+
+def _open(url: str, headers: dict | None = None, timeout: float = 30):
+    req = urllib.request.Request(url, headers={"User-Agent": "ollama-test-double", **(headers or {})})
+    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - registry URL from config
+
+
+def _http_error(e: Exception, url: str) -> str:
+    if isinstance(e, urllib.error.HTTPError):
+        if e.code == 404:
+            return "file does not exist"  # os.ErrNotExist
+        try:
+            body = e.read().decode("utf-8", "replace")
+        except OSError:
+            body = ""
+        return f"{e.code}: {body}"
+    reason = getattr(e, "reason", e)
+    return f'Get "{url}": {reason}'
+
+
+def fetch_manifest(name: st.Name, base: str) -> bytes:
+    url = f"{base}/v2/{name.namespace}/{name.model}/manifests/{name.tag}"
+    try:
+        with _open(url, {"Accept": ACCEPT}) as resp:
+            return resp.read()
+    except (urllib.error.URLError, OSError) as e:
+        raise PullError(f"pull model manifest: {_http_error(e, url)}") from e
+
+
+def download_blob(store: st.Store, name: st.Name, base: str, layer: dict, progress, cancelled) -> bool:
+    """Download one blob; returns True on a cache hit (already on disk)."""
+    digest = layer["digest"]
+    short = digest[7:19]
+    final = store.blob_path(digest)
+    with _lock_for(digest):
+        if final.exists():
+            size = final.stat().st_size
+            progress({"status": f"pulling {short}", "digest": digest, "total": size, "completed": size})
+            return True
+        total = int(layer.get("size", 0))
+        partial = final.with_name(final.name + "-partial")
+        have = partial.stat().st_size if partial.exists() else 0
+        if total and have > total:
+            partial.unlink()
+            have = 0
+        url = f"{base}/v2/{name.namespace}/{name.model}/blobs/{digest}"
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        progress({"status": f"pulling {short}", "digest": digest, "total": total, "completed": have})
+        try:
+            with _open(url, headers, timeout=60) as resp:
+                if have and resp.status != 206:
+                    have = 0  # Range ignored: start over
+                mode = "ab" if have else "wb"
+                last = time.monotonic()
+                with open(partial, mode) as out:
+                    while True:
+                        if cancelled():
+                            raise PullError("context canceled")
+                        chunk = resp.read(CHUNK)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        have += len(chunk)
+                        now = time.monotonic()
+                        if now - last >= PROGRESS_INTERVAL:
+                            last = now
+                            progress({"status": f"pulling {short}", "digest": digest, "total": total, "completed": have})
+        except (urllib.error.URLError, OSError) as e:
+            raise PullError(_http_error(e, url)) from e
+        os.replace(partial, final)
+        progress({"status": f"pulling {short}", "digest": digest, "total": total, "completed": have})
+        return False
+
+
+def verify_blob(store: st.Store, digest: str) -> None:
+    path = store.blob_path(digest)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    if "sha256:" + h.hexdigest() != digest:
+        path.unlink(missing_ok=True)
+        raise PullError("digest mismatch, file must be downloaded again")
+
+
+def pull(store: st.Store, name: st.Name, insecure: bool, default_registry: str, progress,
+         no_prune: bool = False, cancelled=lambda: False) -> None:
+    """PullModel: stream progress dicts through ``progress``; raise PullError on failure."""
+    delete = set()
+    try:
+        old = store.read_manifest(name)
+        delete = {layer["digest"] for layer in old.layers + [old.config] if layer.get("digest")}
+    except (OSError, ValueError):
+        pass
+    if name.scheme == "http" and not insecure:
+        raise PullError("insecure protocol http")
+    progress({"status": "pulling manifest"})
+    base = base_url(name, insecure, default_registry)
+    raw = fetch_manifest(name, base)
+    try:
+        mf = json.loads(raw)
+        layers = list(mf.get("layers") or [])
+        if (mf.get("config") or {}).get("digest"):
+            layers.append(mf["config"])
+    except (ValueError, AttributeError) as e:
+        raise PullError(f"pull model manifest: {e}") from e
+    hits: dict[str, bool] = {}
+    for layer in layers:
+        hit = download_blob(store, name, base, layer, progress, cancelled)
+        hits[layer["digest"]] = hits.get(layer["digest"], True) and hit
+        delete.discard(layer["digest"])
+    progress({"status": "verifying sha256 digest"})
+    for digest, hit in hits.items():
+        if not hit:
+            verify_blob(store, digest)
+    progress({"status": "writing manifest"})
+    store.write_manifest_bytes(name, raw)
+    if not no_prune and delete:
+        progress({"status": "removing unused layers"})
+        store.delete_unused(delete)
+    progress({"status": "success"})

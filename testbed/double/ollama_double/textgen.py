@@ -1,0 +1,24 @@
+"""Deterministic stand-in for model output.
+
+The reply is derived only from the prompt, so tests and benches can predict
+it; it says plainly that it comes from the ollama-deploy test double.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[A-Za-z0-9']+")
+_TOKEN = re.compile(r"\s*\S+")
+
+
+def reply_tokens(prompt: str) -> list[str]:
+    """Tokens of the reply: a short sentence echoing up to 12 prompt words."""
+    words = [w.lower() for w in _WORD.findall(prompt)][:12] or ["nothing"]
+    text = "Test double reply: you said " + " ".join(words) + "."
+    return _TOKEN.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    """Rough token count (one per word or punctuation run)."""
+    return len(re.findall(r"\w+|[^\w\s]+", text))

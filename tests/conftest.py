@@ -1,0 +1,17 @@
+"""Shared options. `--inventory` selects the hosts for the testinfra suite (tests/testinfra/),
+which is collected only when it is given:
+
+    pytest tests/testinfra --inventory inventory/prod.py
+"""
+from pathlib import Path
+
+
+def pytest_addoption(parser):
+    parser.addoption("--inventory", default=None,
+                     help="pyinfra inventory whose hosts the testinfra suite checks (enables tests/testinfra)")
+
+
+def pytest_ignore_collect(collection_path: Path, config):
+    if "testinfra" in collection_path.parts and config.getoption("--inventory") is None:
+        return True
+    return None

@@ -1,0 +1,80 @@
+"""The state a deploy must leave on every host, checked over SSH against the inventory's intent.
+
+    pytest tests/testinfra --inventory inventory/prod.py
+"""
+from tasks.configure import render_dropin
+from tasks.facts import RELEASE_MARKER, canonical_model
+from tasks.release import artifact_for
+from tasks.settings import DROPIN_DIR, DROPIN_FILES, dropins
+
+API = "http://127.0.0.1:11434"
+
+
+def _show(target, prop):
+    return target.host.check_output(f"systemctl show ollama.service -p {prop} --value")
+
+
+def test_pinned_release_is_installed(target):
+    h, s = target.host, target.settings
+    arch = (target.data.get("facts_override") or {}).get("arch") or h.check_output("uname -m")
+    marker = h.file(f"{s.ollama_prefix}/{RELEASE_MARKER}")
+    assert marker.exists and marker.content_string.strip() == artifact_for(s, arch).sha256
+    version = h.run(f"{s.ollama_prefix}/bin/ollama --version")
+    assert f"ollama version is {s.ollama_version}" in version.stdout
+
+
+def test_ollama_user_and_group(target):
+    h = target.host
+    user = h.user("ollama")
+    assert user.exists and user.group == "ollama" and user.home == "/usr/share/ollama"
+    assert user.shell == "/bin/false" and user.uid < 1000  # a system account
+    for gpu_group in ("render", "video"):
+        if h.group(gpu_group).exists:
+            assert gpu_group in user.groups
+
+
+def test_unit_enabled_and_running(target):
+    svc = target.host.service("ollama")
+    assert svc.is_enabled and svc.is_running
+
+
+def test_dropins_have_exactly_the_intended_content(target):
+    wanted = dropins(target.settings)
+    for file_name in DROPIN_FILES:
+        f = target.host.file(f"{DROPIN_DIR}/{file_name}")
+        if file_name in wanted:
+            assert f.content_string == render_dropin(file_name, wanted[file_name]), file_name
+            assert (f.user, f.group, f.mode) == ("root", "root", 0o644)
+        else:
+            assert not f.exists, f"{file_name} should have been removed"
+
+
+def test_systemd_sees_the_intended_environment_and_limits(target):
+    wanted = dropins(target.settings)
+    environment = _show(target, "Environment").split()
+    for lines in wanted.values():
+        for line in lines:
+            if line.directive == "Environment":
+                assert line.value in environment
+    limits = {line.directive: line.value for lines in wanted.values() for line in lines}
+    if "CPUQuota" in limits:
+        percent = int(limits["CPUQuota"].rstrip("%"))
+        quota_s = percent / 100  # systemd shows CPU time per second of wall time
+        assert _show(target, "CPUQuotaPerSecUSec") == (f"{quota_s:g}s" if quota_s >= 1 else f"{percent * 10}ms")
+    if "MemoryMax" in limits:
+        value = limits["MemoryMax"]
+        factor = 1024 ** ("KMGT".index(value[-1]) + 1)
+        assert _show(target, "MemoryMax") == str(int(value[:-1]) * factor)
+
+
+def test_api_listens_on_loopback_only(target):
+    h = target.host
+    assert h.socket("tcp://127.0.0.1:11434").is_listening
+    assert not h.socket("tcp://0.0.0.0:11434").is_listening
+    assert not h.socket("tcp://:::11434").is_listening
+
+
+def test_selected_models_are_present(target):
+    listed = target.host.check_output(f"OLLAMA_HOST={API} {target.settings.ollama_prefix}/bin/ollama list")
+    names = {canonical_model(line.split()[0]) for line in listed.splitlines()[1:] if line.strip()}
+    assert {canonical_model(m) for m in target.settings.ollama_models} <= names

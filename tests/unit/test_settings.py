@@ -1,0 +1,80 @@
+"""Settings: one declaration feeds validation and drop-ins; group data precedence is pyinfra's."""
+import runpy
+from pathlib import Path
+
+import pytest
+
+from tasks.configure import render_dropin
+from tasks.settings import DROPIN_FILES, OllamaSettings, SettingsError, dropins, resolve
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def group(name):
+    return {k: v for k, v in runpy.run_path(str(ROOT / "group_data" / f"{name}.py")).items()
+            if not k.startswith("_")}
+
+
+def test_every_dropin_setting_names_a_known_file_and_exactly_one_target():
+    for key, field in OllamaSettings.model_fields.items():
+        meta = field.json_schema_extra
+        assert field.description, key
+        if meta["dropin"]:
+            assert meta["dropin"] in DROPIN_FILES, key
+            assert bool(meta["env"]) != bool(meta["directive"]), key
+
+
+def test_seed_000_profile_renders_performance_and_resources_dropins():
+    s = resolve({**group("all"), **group("cpu_xeon")})
+    files = dropins(s)
+    assert set(files) == {"performance.conf", "resources.conf"}
+    text = render_dropin("performance.conf", files["performance.conf"])
+    assert text.startswith("# performance.conf: managed by ollama-deploy")
+    assert "\n[Service]\n" in text
+    assert 'Environment="OLLAMA_KV_CACHE_TYPE=q8_0"\n' in text
+    assert 'Environment="OLLAMA_FLASH_ATTENTION=true"\n' in text
+    assert 'Environment="OLLAMA_CONTEXT_LENGTH=8192"\n' in text
+    resources = render_dropin("resources.conf", files["resources.conf"])
+    assert "CPUQuota=2000%\n" in resources and "MemoryMax=20G\n" in resources and "CPUWeight=100\n" in resources
+    # Placebos from the seed are not written anywhere.
+    for placebo in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "cpu_avx2"):
+        assert placebo not in text + resources
+
+
+def test_dual_gpu_profile_writes_gpu_dropin_without_seed_placebos():
+    files = dropins(resolve({**group("all"), **group("dual_gpu")}))
+    gpu = render_dropin("10-gpu.conf", files["10-gpu.conf"])
+    assert 'Environment="CUDA_VISIBLE_DEVICES=0,1"\n' in gpu
+    assert 'Environment="CUDA_DEVICE_ORDER=PCI_BUS_ID"\n' in gpu
+    assert 'Environment="OLLAMA_SCHED_SPREAD=true"\n' in gpu
+    for placebo in ("OLLAMA_LLM_LIBRARY", "OLLAMA_NO_CUDA", "OLLAMA_NUM_GPU_LAYERS"):
+        assert placebo not in gpu
+
+
+def test_models_dir_dropin_only_when_not_default():
+    assert "models-path.conf" not in dropins(resolve({}))
+    line = dropins(resolve({"ollama_models_dir": "/srv/models"}))["models-path.conf"][0]
+    assert line.text == 'Environment="OLLAMA_MODELS=/srv/models"'
+
+
+def test_later_layers_override_earlier_ones():
+    # all.py < profile < host data < --data is pyinfra's own order; resolve sees the merged dict.
+    merged = {**group("all"), **group("dgx_spark"), **{"ollama_keep_alive": "45m"}}
+    assert resolve(merged).ollama_keep_alive == "45m"
+    assert resolve({**group("all"), **group("dgx_spark")}).ollama_keep_alive == "30m"
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"ollama_keep_alvie": "1h"}, "ollama_keep_alvie"),
+    ({"ollama_num_parallel": "4"}, "ollama_num_parallel"),
+    ({"ollama_kv_cache_type": "q9_9"}, "ollama_kv_cache_type"),
+])
+def test_bad_values_name_key_and_value(data, key):
+    with pytest.raises(SettingsError) as e:
+        resolve(data)
+    assert len(e.value.problems) == 1
+    assert key in e.value.problems[0] and repr(data[key]) in e.value.problems[0]
+
+
+def test_non_setting_keys_are_ignored():
+    assert resolve({"ssh_config_file": "/x", "facts_override": {"arch": "aarch64"}}) == resolve({})
