@@ -97,11 +97,18 @@ class OllamaSettings(BaseModel):
 
     # Models and smoke test
     ollama_models: list[str] = setting([], "Models to pull (name[:tag]); present ones are skipped.")
+    ollama_extra_models: list[str] = setting(
+        [], "More models for one host, added to ollama_models (so a host need not repeat its group's list).")
     ollama_prune_models: bool = setting(False, "Remove models that are not listed.")
     ollama_run_smoke: bool = setting(True, "Run one generate per host after the deploy.")
     ollama_smoke_model: str | None = setting(None, "Model for the smoke generate (default: the first model).")
     ollama_smoke_prompt: str = setting("Reply with one short sentence about the sea.", "Prompt for the smoke generate.")
     ollama_api_timeout: int = setting(60, "Seconds to wait for the API after a (re)start.")
+
+
+def selected_models(settings: OllamaSettings) -> list[str]:
+    """ollama_models then ollama_extra_models, each once, in order."""
+    return list(dict.fromkeys(settings.ollama_models + settings.ollama_extra_models))
 
 
 class SettingsError(ValueError):

@@ -19,7 +19,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import python
 
-from .settings import resolve
+from .settings import resolve, selected_models
 
 REPORT_DIR = Path("reports/smoke")
 PORT = 11434
@@ -120,7 +120,8 @@ def _smoke(state, host, model: str, prompt: str, timeout: float):
 @deploy("Smoke")
 def smoke_test():
     settings = resolve(host.data.dict())
-    model = settings.ollama_smoke_model or (settings.ollama_models[0] if settings.ollama_models else None)
+    models = selected_models(settings)
+    model = settings.ollama_smoke_model or (models[0] if models else None)
     if not settings.ollama_run_smoke or model is None:
         return
     python.call(name=f"Smoke: generate with {model}", function=_smoke, model=model,

@@ -93,13 +93,56 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
+def _systemd_cgroup_roots() -> list[Path]:
+    """Mount points of the hierarchies a container's systemd manages: cgroup2 and v1 name=systemd."""
+    roots = []
+    with open("/proc/self/mounts") as mounts:
+        for line in mounts:
+            _, where, fstype, opts = line.split()[:4]
+            if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in opts.split(",")):
+                roots.append(Path(where))
+    return roots
+
+
+def host_cgroups(host: Host) -> list[Path]:
+    return [root / "ollama-testbed" / host.machine for root in _systemd_cgroup_roots()]
+
+
+def testbed_cgroups(testbed_name: str) -> list[Path]:
+    """Every host cgroup of a testbed, also of hosts beyond its current size."""
+    return sorted(d for root in _systemd_cgroup_roots() for d in (root / "ollama-testbed").glob(f"{testbed_name}-*"))
+
+
+def remove_cgroup_tree(top: Path) -> None:
+    """Remove a cgroup and the groups the container's systemd made in it, deepest first
+    (rmdir only works on empty groups; the processes must be gone)."""
+    if top.exists():
+        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            d.rmdir()
+        top.rmdir()
+
+
 def boot(host: Host) -> int:
-    """Start systemd-nspawn -b in the host's namespace; return nspawn's pid."""
+    """Start systemd-nspawn -b in the host's namespace and its own cgroups; return nspawn's pid.
+
+    With --keep-unit nspawn stays in the caller's cgroup, and the container's systemd manages that
+    cgroup as its root. Without a cgroup of its own per host, every container's systemd would
+    manage the same /system.slice/...: one host stopping ssh.service would kill the others' sshd,
+    and concurrent boots race (status=219/CGROUP)."""
+    cgroups = host_cgroups(host)
+    for d in cgroups:
+        d.mkdir(parents=True, exist_ok=True)
+
+    def enter_cgroups():
+        for d in cgroups:
+            (d / "cgroup.procs").write_text("0")
+
     log = open(host.console_log, "ab")
     cmd = ["systemd-nspawn", "--register=no", "--keep-unit", "--quiet", "-b",
            "-D", str(host.root), f"--machine={host.machine}", f"--hostname={host.name}",
            f"--network-namespace-path=/run/netns/{host.netns}", "--console=read-only"]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                            preexec_fn=enter_cgroups)
     (host.dir / "nspawn.pid").write_text(f"{proc.pid}\n")
     return proc.pid
 

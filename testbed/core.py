@@ -136,6 +136,8 @@ def stop_host(tb: Testbed, name: str) -> None:
     h = tb.host(name)
     container.stop(h)
     container.unmount_overlay(h)
+    for cgroup in container.host_cgroups(h):
+        container.remove_cgroup_tree(cgroup)
 
 
 def down(tb: Testbed) -> list[str]:
@@ -151,6 +153,8 @@ def down(tb: Testbed) -> list[str]:
     for root in sorted(hosts_dir.glob("*/root")) if hosts_dir.exists() else []:
         if container.is_mounted(root):
             subprocess.run(["umount", "-l", str(root)], check=False)
+    for cgroup in container.testbed_cgroups(tb.name):
+        container.remove_cgroup_tree(cgroup)
     for ns in network.testbed_namespaces(tb):
         subprocess.run(["ip", "netns", "del", ns], check=False)
     network.remove_bridge(tb)
@@ -163,8 +167,9 @@ def leftovers(tb: Testbed) -> list[str]:
     """Anything of this testbed that still exists: processes, mounts, namespaces, links, files."""
     left = [f"process {p}" for p in _find_pids(f"--machine={tb.name}-") + _find_pids(_mirror_needle(tb))]
     with open("/proc/self/mounts") as mounts:
-        left += [f"mount {line.split()[1]}" for line in mounts if str(tb.state_dir) in line]
+        left += [f"mount {line.split()[1]}" for line in mounts if f" {tb.state_dir}/" in line]
     left += [f"netns {ns}" for ns in network.testbed_namespaces(tb)]
+    left += [f"cgroup {d}" for d in container.testbed_cgroups(tb.name)]
     if subprocess.run(["ip", "link", "show", tb.bridge], capture_output=True).returncode == 0:
         left.append(f"link {tb.bridge}")
     left += [f"path {p}" for p in (tb.state_dir, tb.inventory_path) if p.exists()]

@@ -48,14 +48,19 @@ def test_second_run_changes_nothing_and_restarts_nothing(deploy_testbed, first_r
     assert main_pids(deploy_testbed) == before
 
 
-def test_one_host_override_changes_and_restarts_only_that_host(deploy_testbed, first_run, tmp_path):
-    target = next(h for h in deploy_testbed.hosts if h.profile == "dual_gpu")
-    # A copy of the inventory with one per-host override, as an operator would edit it.
+def inventory_with(tb, tmp_path, host, **overrides):
+    """A copy of the testbed inventory with per-host overrides for one host, as an operator would edit it."""
     inventory = tmp_path / "override.py"
     inventory.write_text(
-        f"exec(open({str(deploy_testbed.inventory_path)!r}).read())\n"
-        f"dual_gpu = [(name, {{**data, 'ollama_keep_alive': '2h'}}) if name == {target.name!r} else (name, data)"
-        f" for name, data in dual_gpu]\n")
+        f"exec(open({str(tb.inventory_path)!r}).read())\n"
+        f"{tb.host(host).profile} = [(name, {{**data, **{overrides!r}}}) if name == {host!r} else (name, data)"
+        f" for name, data in {tb.host(host).profile}]\n")
+    return inventory
+
+
+def test_one_host_override_changes_and_restarts_only_that_host(deploy_testbed, first_run, tmp_path):
+    target = next(h for h in deploy_testbed.hosts if h.profile == "dual_gpu")
+    inventory = inventory_with(deploy_testbed, tmp_path, target.name, ollama_keep_alive="2h")
     before = main_pids(deploy_testbed)
     run = run_deploy(inventory)
     assert run.rc == 0, run.stderr[-3000:]
@@ -68,3 +73,28 @@ def test_one_host_override_changes_and_restarts_only_that_host(deploy_testbed, f
                            "cat /etc/systemd/system/ollama.service.d/performance.conf"],
                           capture_output=True, text=True).stdout
     assert 'Environment="OLLAMA_KEEP_ALIVE=2h"' in conf
+
+
+def _ssh(tb, host, command):
+    return subprocess.run(["ssh", "-F", str(tb.ssh_config), host, command], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_extra_model_is_pulled_and_prune_removes_unlisted(deploy_testbed, first_run):
+    host = deploy_testbed.hosts[0].name
+    run = run_deploy(deploy_testbed.inventory_path, "--limit", host, "--data", 'ollama_extra_models=["testbed/small"]')
+    assert run.rc == 0, run.stderr[-3000:]
+    assert ("Models | Model testbed/small", host) in run.changed_ops()
+    assert "testbed/small:latest" in _ssh(deploy_testbed, host, "ollama list").stdout
+    pruned = run_deploy(deploy_testbed.inventory_path, "--limit", host, "--data", "ollama_prune_models=true")
+    assert pruned.rc == 0, pruned.stderr[-3000:]
+    listed = _ssh(deploy_testbed, host, "ollama list").stdout
+    assert "testbed/small" not in listed and "testbed/tiny:latest" in listed
+
+
+def test_failed_smoke_fails_only_that_host_with_the_reason(deploy_testbed, first_run, tmp_path):
+    host = deploy_testbed.hosts[0].name
+    run = run_deploy(inventory_with(deploy_testbed, tmp_path, host, ollama_smoke_model="testbed/absent"))
+    assert run.rc != 0
+    assert run.results["failed_hosts"] == [host]  # the other hosts went on and passed
+    assert f"smoke generate with testbed/absent on {host} failed: HTTP 404" in run.stderr

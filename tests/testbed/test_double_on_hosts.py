@@ -8,6 +8,7 @@ from testbed.layout import OLLAMA_VERSION, Testbed
 HOSTS = [h.name for h in Testbed.named().hosts]
 ARCH = {h.name: "arm64" if h.profile == "dgx_spark" else "amd64" for h in Testbed.named().hosts}
 PREFIX = "/opt/double-probe"  # not the deploy's prefix: this test must not pre-install for it
+API = "127.0.0.1:11500"  # not Ollama's port: a deployed Ollama may already serve 11434 here
 
 INSTALL = """set -eu
 tmp=$(mktemp -d); cd "$tmp"
@@ -15,8 +16,8 @@ curl -fsS -O {base}/v{version}/ollama-linux-{arch}.tar.zst -O {base}/v{version}/
 grep ' ./ollama-linux-{arch}.tar.zst$' sha256sum.txt | sha256sum -c --status
 mkdir -p {prefix} && tar --zstd -xf ollama-linux-{arch}.tar.zst -C {prefix}
 systemd-run --quiet --unit=double-probe --setenv=HOME=/root --setenv=OLLAMA_MODELS=/var/tmp/double-probe \
-    {prefix}/bin/ollama serve
-for i in $(seq 100); do curl -fsS http://127.0.0.1:11434/api/version && break; sleep 0.1; done
+    --setenv=OLLAMA_HOST={api} {prefix}/bin/ollama serve
+for i in $(seq 100); do curl -fsS http://{api}/api/version && break; sleep 0.1; done
 """
 
 
@@ -25,15 +26,16 @@ def test_double_installs_from_mirror_pulls_and_generates(testbed, hosts, name):
     tb, _ = testbed
     h = hosts[name]
     try:
-        out = h.run(INSTALL.format(base=tb.release_base_url, version=OLLAMA_VERSION, arch=ARCH[name], prefix=PREFIX))
+        out = h.run(INSTALL.format(base=tb.release_base_url, version=OLLAMA_VERSION, arch=ARCH[name], prefix=PREFIX,
+                                   api=API))
         assert out.rc == 0, out.stderr
         assert json.loads(out.stdout.strip().splitlines()[-1]) == {"version": OLLAMA_VERSION}
         assert h.file(f"{PREFIX}/bin/ollama").mode & 0o111
         assert h.file(f"{PREFIX}/lib/ollama").is_directory
-        pull = h.run(f"{PREFIX}/bin/ollama pull testbed/tiny")
+        pull = h.run(f"OLLAMA_HOST={API} {PREFIX}/bin/ollama pull testbed/tiny")
         assert pull.rc == 0 and "success" in pull.stderr + pull.stdout
         gen = json.loads(h.check_output(
-            "curl -fsS http://127.0.0.1:11434/api/generate -d %s",
+            f"curl -fsS http://{API}/api/generate -d %s",
             json.dumps({"model": "testbed/tiny", "prompt": "Say hello", "stream": False})))
         assert gen["done"] is True and gen["response"].strip()
         assert gen["eval_count"] > 0 and gen["eval_duration"] > 0 and gen["load_duration"] > 0

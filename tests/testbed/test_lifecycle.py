@@ -4,6 +4,7 @@ Uses its own one-host testbed, so the default one is not disturbed."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,5 +50,6 @@ def test_boot_failure_is_one_clear_line_and_down_cleans_up(failing_testbed):
     # Checked again with the system's own tools, independent of the testbed's bookkeeping.
     assert f"{tb.name}-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert subprocess.run(["ip", "link", "show", tb.bridge], capture_output=True).returncode != 0
-    assert str(tb.state_dir) not in open("/proc/self/mounts").read()
+    assert f" {tb.state_dir}/" not in open("/proc/self/mounts").read()
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/ollama-testbed/{tb.name}-*"))
     assert f"--machine={tb.name}-" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

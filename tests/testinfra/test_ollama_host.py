@@ -5,7 +5,7 @@
 from tasks.configure import render_dropin
 from tasks.facts import RELEASE_MARKER, canonical_model
 from tasks.release import artifact_for
-from tasks.settings import DROPIN_DIR, DROPIN_FILES, dropins
+from tasks.settings import DROPIN_DIR, DROPIN_FILES, dropins, selected_models
 
 API = "http://127.0.0.1:11434"
 
@@ -77,4 +77,4 @@ def test_api_listens_on_loopback_only(target):
 def test_selected_models_are_present(target):
     listed = target.host.check_output(f"OLLAMA_HOST={API} {target.settings.ollama_prefix}/bin/ollama list")
     names = {canonical_model(line.split()[0]) for line in listed.splitlines()[1:] if line.strip()}
-    assert {canonical_model(m) for m in target.settings.ollama_models} <= names
+    assert {canonical_model(m) for m in selected_models(target.settings)} <= names
