@@ -382,6 +382,21 @@ def ollama_uint(raw: str | None, default: int) -> int:
         return default
 
 
+def _duration_or_seconds(raw: str | None, default: int) -> int:
+    """The envconfig pattern shared by OLLAMA_KEEP_ALIVE and OLLAMA_LOAD_TIMEOUT: a Go duration,
+    else a bare integer of seconds, else (silently) the default. Nanoseconds."""
+    s = ollama_var(raw)
+    if s == "":
+        return default
+    try:
+        return go_parse_duration(s)
+    except ValueError:
+        try:
+            return _wrap_int64(go_parse_int(s) * SECOND)
+        except ValueError:
+            return default
+
+
 def parse_keep_alive(raw: str | None) -> int:
     """envconfig.KeepAlive in nanoseconds.
 
@@ -394,19 +409,8 @@ def parse_keep_alive(raw: str | None) -> int:
     >>> parse_keep_alive("-1") == parse_keep_alive("-1s") == MAX_INT64
     True
     """
-    keep_alive = 5 * MINUTE
-    s = ollama_var(raw)
-    if s != "":
-        try:
-            keep_alive = go_parse_duration(s)
-        except ValueError:
-            try:
-                keep_alive = _wrap_int64(go_parse_int(s) * SECOND)
-            except ValueError:
-                pass
-    if keep_alive < 0:
-        return MAX_INT64
-    return keep_alive
+    keep_alive = _duration_or_seconds(raw, 5 * MINUTE)
+    return MAX_INT64 if keep_alive < 0 else keep_alive
 
 
 def parse_load_timeout(raw: str | None) -> int:
@@ -415,19 +419,8 @@ def parse_load_timeout(raw: str | None) -> int:
     >>> parse_load_timeout("0") == MAX_INT64, parse_load_timeout("10m") // 10**9
     (True, 600)
     """
-    timeout = 5 * MINUTE
-    s = ollama_var(raw)
-    if s != "":
-        try:
-            timeout = go_parse_duration(s)
-        except ValueError:
-            try:
-                timeout = _wrap_int64(go_parse_int(s) * SECOND)
-            except ValueError:
-                pass
-    if timeout <= 0:
-        return MAX_INT64
-    return timeout
+    timeout = _duration_or_seconds(raw, 5 * MINUTE)
+    return MAX_INT64 if timeout <= 0 else timeout
 
 
 def parse_request_keep_alive(value):

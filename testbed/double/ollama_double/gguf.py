@@ -33,6 +33,16 @@ class GGUFError(ValueError):
     pass
 
 
+def _shortest_float32(v: float) -> float:
+    """The shortest decimal that reads back as the same float32 (Go prints float32 so)."""
+    packed = struct.pack("<f", v)
+    for digits in range(1, 10):
+        c = float(f"{v:.{digits}g}")
+        if struct.pack("<f", c) == packed:
+            return c
+    return v
+
+
 class _Reader:
     def __init__(self, f):
         self.f = f
@@ -51,6 +61,8 @@ class _Reader:
         return self.read(n).decode("utf-8", "replace")
 
     def value(self, vtype: int, max_array: int):
+        if vtype == FLOAT32:
+            return _shortest_float32(self.unpack("<f"))
         if vtype in _SCALAR:
             return self.unpack(_SCALAR[vtype])
         if vtype == STRING:

@@ -89,32 +89,51 @@ def download_blob(store: st.Store, name: st.Name, base: str, layer: dict, progre
             partial.unlink()
             have = 0
         url = f"{base}/v2/{name.namespace}/{name.model}/blobs/{digest}"
-        headers = {"Range": f"bytes={have}-"} if have else {}
         progress({"status": f"pulling {short}", "digest": digest, "total": total, "completed": have})
+        if total and have == total:  # fully downloaded before an interruption: only the rename is left
+            os.replace(partial, final)
+            progress({"status": f"pulling {short}", "digest": digest, "total": total, "completed": have})
+            return False
         try:
-            with _open(url, headers, timeout=60) as resp:
-                if have and resp.status != 206:
-                    have = 0  # Range ignored: start over
-                mode = "ab" if have else "wb"
-                last = time.monotonic()
-                with open(partial, mode) as out:
-                    while True:
-                        if cancelled():
-                            raise PullError("context canceled")
-                        chunk = resp.read(CHUNK)
-                        if not chunk:
-                            break
-                        out.write(chunk)
-                        have += len(chunk)
-                        now = time.monotonic()
-                        if now - last >= PROGRESS_INTERVAL:
-                            last = now
-                            progress({"status": f"pulling {short}", "digest": digest, "total": total, "completed": have})
+            _fetch(url, partial, have, lambda n: progress(
+                {"status": f"pulling {short}", "digest": digest, "total": total, "completed": n}), cancelled)
+        except urllib.error.HTTPError as e:
+            if e.code != 416 or not have:
+                raise PullError(_http_error(e, url)) from e
+            partial.unlink(missing_ok=True)  # stale partial the server cannot resume: start over
+            try:
+                _fetch(url, partial, 0, lambda n: progress(
+                    {"status": f"pulling {short}", "digest": digest, "total": total, "completed": n}), cancelled)
+            except (urllib.error.URLError, OSError) as e2:
+                raise PullError(_http_error(e2, url)) from e2
         except (urllib.error.URLError, OSError) as e:
             raise PullError(_http_error(e, url)) from e
         os.replace(partial, final)
-        progress({"status": f"pulling {short}", "digest": digest, "total": total, "completed": have})
+        progress({"status": f"pulling {short}", "digest": digest, "total": total,
+                  "completed": final.stat().st_size})
         return False
+
+
+def _fetch(url: str, partial, have: int, report, cancelled) -> None:
+    """GET url into partial, resuming at byte ``have``; report(completed) at most every 60 ms."""
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    with _open(url, headers, timeout=60) as resp:
+        if have and resp.status != 206:
+            have = 0  # Range ignored: start over
+        last = time.monotonic()
+        with open(partial, "ab" if have else "wb") as out:
+            while True:
+                if cancelled():
+                    raise PullError("context canceled")
+                chunk = resp.read(CHUNK)
+                if not chunk:
+                    return
+                out.write(chunk)
+                have += len(chunk)
+                now = time.monotonic()
+                if now - last >= PROGRESS_INTERVAL:
+                    last = now
+                    report(have)
 
 
 def verify_blob(store: st.Store, digest: str) -> None:

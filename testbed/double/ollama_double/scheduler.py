@@ -15,8 +15,6 @@ import socket
 import threading
 import time
 
-import goparse
-
 from . import gguf
 from . import options as op
 from .discovery import GIB, MIB, human_bytes2
@@ -283,9 +281,6 @@ class Scheduler:
                     r = Runner(key, model, dict(opts), plan, session)
                     self.runners[key] = r
                     self.loading = True
-                    for g in plan.gpus:
-                        share = plan.size_vram // max(len(plan.gpus), 1)
-                        self.gpu_used[g.pci_id] = self.gpu_used.get(g.pci_id, 0) + share
                     break
             finally:
                 self.waiting -= 1
@@ -300,7 +295,10 @@ class Scheduler:
         with self.cv:
             r.state = "ready"
             r.active = 1
-            r.expires_at_ns = time.time_ns() + min(r.session_ns, goparse.MAX_INT64 - time.time_ns())
+            for g in r.plan.gpus:  # the memory this runner now holds on each GPU
+                share = r.plan.size_vram // max(len(r.plan.gpus), 1)
+                self.gpu_used[g.pci_id] = self.gpu_used.get(g.pci_id, 0) + share
+            r.expires_at_ns = time.time_ns() + r.session_ns  # Go's Time.Add does not wrap
             self.loading = False
             self.log.info("sched.go:728", "loaded runners", "count", len(self.runners))
             self.cv.notify_all()
@@ -311,7 +309,7 @@ class Scheduler:
             r.active = max(r.active - 1, 0)
             if r.active == 0 and self.runners.get(r.key) is r:
                 now = time.time_ns()
-                r.expires_at_ns = now + min(r.session_ns, goparse.MAX_INT64 - now)
+                r.expires_at_ns = now + r.session_ns
                 if r.session_ns == 0:
                     self.log.debug("sched.go:387", "runner with zero duration has gone idle, expiring to unload",
                                    "runner", r.model.short_name)
@@ -355,6 +353,9 @@ class Scheduler:
     def _forget(self, r: Runner) -> None:
         if self.runners.get(r.key) is r:
             del self.runners[r.key]
+        if r.state != "ready":
+            return
+        r.state = "unloaded"
         for g in r.plan.gpus:
             share = r.plan.size_vram // max(len(r.plan.gpus), 1)
             self.gpu_used[g.pci_id] = max(self.gpu_used.get(g.pci_id, 0) - share, 0)

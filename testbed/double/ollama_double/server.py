@@ -21,9 +21,10 @@ from urllib.parse import urlsplit
 
 import goparse
 
-from . import registry, slog, textgen
+from . import gguf, registry, slog, textgen
 from . import store as st
 from .config import CONFIG, LIB_OLLAMA, VERSION
+from .create import CreateError, create_model
 from .discovery import GIB, Discovery, human_bytes2
 from .env import ServerEnv
 from .options import OptionError
@@ -75,7 +76,9 @@ def _now() -> str:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ollama-deploy-test-double"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
     app: App  # set by serve()
 
     # -- plumbing -------------------------------------------------------------
@@ -98,7 +101,7 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as e:  # keep serving; report like gin's recovery would
-            self.app.log.error("routes.go:0", "test double handler failure", "error", repr(e))
+            self.app.log.error("server.py:0", "ollama-deploy test double: handler failure", "error", repr(e))
             if not self._streaming:
                 self.json(500, {"error": str(e)})
             self.close_connection = True
@@ -221,6 +224,7 @@ class Handler(BaseHTTPRequestHandler):
         """streamResponse: an error before any content becomes a JSON error response."""
         if self._streaming:
             self.chunk({"error": msg})
+            self.end_stream()
         else:
             self.json(status, {"error": msg})
 
@@ -289,13 +293,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.json(400, {"error": f'digest mismatch, expected "{digest}", got "{layer["digest"]}"'})
         return self.empty(201)
 
-    def pull(self, req: dict) -> None:
-        a = self.app
-        raw = req.get("model") or req.get("name") or ""
-        name = st.parse_name(raw)
-        if not name.is_valid():
-            return self.json(400, {"error": "invalid model name"})
-        name = a.store.existing_name(name)
+    def _progress_reply(self, req: dict, work, errors: tuple) -> None:
+        """Run `work(progress)`, streaming each progress object as NDJSON, or with `stream:false`
+        answering only the last one; an error after the 200 arrives as a streamed {"error"}."""
         stream = req.get("stream") is not False
         latest: dict = {}
 
@@ -307,14 +307,24 @@ class Handler(BaseHTTPRequestHandler):
                 latest.update(p)
 
         try:
-            registry.pull(a.store, name, bool(req.get("insecure")), str(a.cfg["registry"]), progress,
-                          no_prune=a.env.no_prune)
-        except registry.PullError as e:
-            return self.stream_error(str(e)) if stream else self.json(500, {"error": str(e)})
+            work(progress)
+        except errors as e:
+            status = getattr(e, "status", 500)
+            return self.stream_error(str(e), status) if stream else self.json(status, {"error": str(e)})
         if stream:
             self.end_stream()
         else:
             self.json(200, latest)
+
+    def pull(self, req: dict) -> None:
+        a = self.app
+        name = st.parse_name(req.get("model") or req.get("name") or "")
+        if not name.is_valid():
+            return self.json(400, {"error": "invalid model name"})
+        name = a.store.existing_name(name)
+        self._progress_reply(req, lambda progress: registry.pull(
+            a.store, name, bool(req.get("insecure")), str(a.cfg["registry"]), progress, no_prune=a.env.no_prune),
+            (registry.PullError,))
 
     def delete(self, req: dict) -> None:
         raw = req.get("model") or req.get("name") or ""
@@ -348,8 +358,6 @@ class Handler(BaseHTTPRequestHandler):
         model = self.find_model(raw)
         if model is None:
             return self.json(404, {"error": f"model '{raw}' not found"})
-        from . import gguf
-
         kv = gguf.read_kv(model.model_path, -1 if req.get("verbose") else 1024)
         if not req.get("verbose"):
             kv = {k: ([] if isinstance(v, list) and len(v) > 5 else v) for k, v in kv.items()}
@@ -389,32 +397,13 @@ class Handler(BaseHTTPRequestHandler):
         return "\n".join(lines) + "\n"
 
     def create(self, req: dict) -> None:
-        from .create import CreateError, create_model
-
         a = self.app
         name = st.parse_name(req.get("model") or req.get("name") or "")
         if not name.is_valid():
             return self.json(400, {"error": "invalid model name"})
         name = a.store.existing_name(name)
-        stream = req.get("stream") is not False
-        latest: dict = {}
-
-        def progress(p):
-            if stream:
-                self.chunk(p)
-            else:
-                latest.clear()
-                latest.update(p)
-
-        try:
-            create_model(a, name, req, progress)
-        except (CreateError, registry.PullError) as e:
-            status = getattr(e, "status", 500)
-            return self.stream_error(str(e), status) if stream else self.json(status, {"error": str(e)})
-        if stream:
-            self.end_stream()
-        else:
-            self.json(200, latest)
+        self._progress_reply(req, lambda progress: create_model(a, name, req, progress),
+                             (CreateError, registry.PullError))
 
     # -- inference ----------------------------------------------------------------
     def generate(self, req: dict) -> None:

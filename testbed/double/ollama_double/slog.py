@@ -153,4 +153,6 @@ class Logger:
             latency_ns -= latency_ns % goparse.SECOND
         stamp = time.strftime("%Y/%m/%d - %H:%M:%S", time.localtime())
         lat = goparse.go_format_duration(latency_ns)
+        if client_ip.startswith("::ffff:"):  # gin reports IPv4-mapped peers as plain IPv4
+            client_ip = client_ip[len("::ffff:"):]
         self.raw(f"[GIN] {stamp} | {status:3d} | {lat:>13} | {client_ip:>15} | {method:<7} {goparse.go_quote(path)}")

@@ -192,9 +192,20 @@ class Model:
         }
 
 
+def _go_numbers(obj):
+    """Go prints whole float64 values without ".0" (500000, not 500000.0)."""
+    if isinstance(obj, float) and obj.is_integer() and abs(obj) < 1e21:
+        return int(obj)
+    if isinstance(obj, dict):
+        return {k: _go_numbers(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_go_numbers(v) for v in obj]
+    return obj
+
+
 def go_json(obj) -> bytes:
     """json.NewEncoder(w).Encode(obj): compact, HTML-escaped, trailing newline."""
-    s = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    s = json.dumps(_go_numbers(obj), separators=(",", ":"), ensure_ascii=False)
     s = s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return (s + "\n").encode()
 
