@@ -12,7 +12,8 @@ from pyinfra.operations import files, server
 
 from .hostinfo import machine_arch
 from .operations import release_installed
-from .release import artifact_for
+from .facts import InstalledRelease
+from .release import CACHE_DIR, artifact_for
 from .settings import resolve
 
 OLLAMA_HOME = "/usr/share/ollama"
@@ -27,8 +28,14 @@ def install_ollama():
     gpu_groups = [g for g in ("render", "video") if g in host.get_fact(Groups)]
     server.user(name="User ollama", user="ollama", group="ollama", groups=gpu_groups, append=True,
                 system=True, home=OLLAMA_HOME, shell="/bin/false", ensure_home=True)
+    if artifact.local_path:
+        # Air-gapped: upload the artifact; the same checksum-verified install then reads it via file://.
+        files.put(name=f"Upload {artifact.name}", src=artifact.local_path, dest=f"{CACHE_DIR}/{artifact.name}",
+                  mode="644", _if=lambda: host.get_fact(InstalledRelease, prefix=settings.ollama_prefix)
+                  != artifact.sha256)
     binary = release_installed(name=f"Ollama release {settings.ollama_version}",
-                               url=artifact.url, sha256=artifact.sha256, prefix=settings.ollama_prefix)
+                               url=artifact.url, sha256=artifact.sha256, prefix=settings.ollama_prefix,
+                               cache_dir=CACHE_DIR)
     unit = files.template(name="Unit ollama.service", src="templates/ollama.service.j2",
                           dest="/etc/systemd/system/ollama.service", mode="644", user="root", group="root",
                           prefix=settings.ollama_prefix)

@@ -30,7 +30,7 @@ if [ -d {prefix}/lib/ollama ]; then mv {prefix}/lib/ollama {prefix}/lib/ollama.p
 mv "$work/tree/lib/ollama" {prefix}/lib/ollama
 mv -f "$work/tree/bin/ollama" {prefix}/bin/ollama
 rm -rf {prefix}/lib/ollama.previous
-"""
+{cleanup}"""
 
 
 @operation()
@@ -57,8 +57,10 @@ def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_d
         host.noop(f"Ollama artifact {sha256[:12]} already installed in {prefix}")
         return
     q = shlex.quote
+    # An artifact uploaded from the control node (air-gapped) is not kept once installed.
+    uploaded = url.removeprefix("file://") if url.startswith(f"file://{cache_dir}/") else None
     script = _INSTALL_SCRIPT.format(cache=q(cache_dir), prefix=q(prefix), url=q(url), sha256=sha256,
-                                    marker=RELEASE_MARKER)
+                                    marker=RELEASE_MARKER, cleanup=f"rm -f {q(uploaded)}\n" if uploaded else "")
     yield StringCommand("sh", "-c", q(script))
 
 

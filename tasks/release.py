@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import requests
 
@@ -24,24 +25,34 @@ class ReleaseError(ValueError):
 
 @dataclass(frozen=True)
 class Artifact:
-    url: str
+    name: str
+    url: str  # where the host fetches it; for a local artifact, file:// of the uploaded copy
     sha256: str
+    local_path: str | None = None  # on the control node, to upload first
+
+
+CACHE_DIR = "/var/cache/ollama-deploy"
+
+
+def parse_sums(text: str) -> dict[str, str]:
+    """{file name: sha256} from sha256sum.txt lines (`<hex>  ./<file>`, as the release job writes)."""
+    sums = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and len(parts[0]) == 64:
+            sums[parts[1].lstrip("*").removeprefix("./")] = parts[0].lower()
+    return sums
 
 
 @lru_cache(maxsize=16)
 def published_sums(sums_url: str) -> dict[str, str]:
-    """{file name: sha256} from a release's sha256sum.txt (`<hex>  ./<file>` lines)."""
+    """The sums published next to a release (read once per URL, on the control node)."""
     try:
         reply = requests.get(sums_url, timeout=20)
         reply.raise_for_status()
     except requests.RequestException as e:
         raise ReleaseError(f"cannot read {sums_url}: {e}") from None
-    sums = {}
-    for line in reply.text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and len(parts[0]) == 64:
-            sums[parts[1].removeprefix("./").lstrip("*")] = parts[0].lower()
-    return sums
+    return parse_sums(reply.text)
 
 
 def artifact_for(settings: OllamaSettings, machine_arch: str) -> Artifact:
@@ -49,10 +60,18 @@ def artifact_for(settings: OllamaSettings, machine_arch: str) -> Artifact:
     if arch is None:
         raise ReleaseError(f"arch {machine_arch!r}: Ollama publishes Linux releases for amd64 and arm64 only")
     name = f"ollama-linux-{arch}.tar.zst"
-    base = f"{settings.ollama_release_base_url.rstrip('/')}/v{settings.ollama_version}"
-    sha256 = settings.ollama_release_sha256.get(name)
-    if sha256 is None:
-        sha256 = published_sums(f"{base}/sha256sum.txt").get(name)
+    pinned = settings.ollama_release_sha256.get(name)
+    if settings.ollama_release_local_dir:
+        local = Path(settings.ollama_release_local_dir) / f"v{settings.ollama_version}"
+        if not (local / name).is_file():
+            raise ReleaseError(f"ollama_release_local_dir: {local / name} does not exist on the control node")
+        sums_file = local / "sha256sum.txt"
+        sha256 = pinned or (parse_sums(sums_file.read_text()).get(name) if sums_file.exists() else None)
         if sha256 is None:
-            raise ReleaseError(f"{base}/sha256sum.txt lists no {name}")
-    return Artifact(f"{base}/{name}", sha256.lower())
+            raise ReleaseError(f"no sha256 for {name}: pin it in ollama_release_sha256 or add {sums_file}")
+        return Artifact(name, f"file://{CACHE_DIR}/{name}", sha256.lower(), str(local / name))
+    base = f"{settings.ollama_release_base_url.rstrip('/')}/v{settings.ollama_version}"
+    sha256 = pinned or published_sums(f"{base}/sha256sum.txt").get(name)
+    if sha256 is None:
+        raise ReleaseError(f"{base}/sha256sum.txt lists no {name}")
+    return Artifact(name, f"{base}/{name}", sha256.lower())

@@ -43,6 +43,9 @@ class OllamaSettings(BaseModel):
         "Where releases live: <base>/v<version>/ollama-linux-<arch>.tar.zst (a mirror for air-gapped sites).")
     ollama_release_sha256: dict[str, str] = setting(
         {}, "Pinned sha256 per artifact file name; files not listed are checked against the release's sha256sum.txt.")
+    ollama_release_local_dir: str | None = setting(
+        None, "Air-gapped sites: a directory on the control node laid out like the release base "
+              "(v<version>/ollama-linux-<arch>.tar.zst and sha256sum.txt); the artifact is uploaded over SSH.")
     ollama_prefix: str = setting("/usr/local", "Install prefix: <prefix>/bin/ollama and <prefix>/lib/ollama/.")
 
     # performance.conf

@@ -98,3 +98,19 @@ def test_failed_smoke_fails_only_that_host_with_the_reason(deploy_testbed, first
     assert run.rc != 0
     assert run.results["failed_hosts"] == [host]  # the other hosts went on and passed
     assert f"smoke generate with testbed/absent on {host} failed: HTTP 404" in run.stderr
+
+
+def test_air_gapped_install_uploads_the_artifact_instead_of_downloading(deploy_testbed, first_run):
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "cpu_xeon")
+    _ssh(tb, host.name, "rm /usr/local/lib/ollama/.ollama-deploy-release")  # as if never installed here
+    access_log = tb.state_dir / "mirror-access.log"
+    downloads_before = access_log.read_text().count(f"{host.ip} GET /ollama/releases")
+    local_dir = tb.mirror_root / "ollama/releases/download"  # a directory on the control node
+    run = run_deploy(tb.inventory_path, "--limit", host.name, "--data", f"ollama_release_local_dir={local_dir}")
+    assert run.rc == 0, run.stderr[-3000:]
+    changed = [name for name, _ in run.changed_ops(host.name)]
+    assert any(n.startswith("Install Ollama | Upload ollama-linux-amd64.tar.zst") for n in changed)
+    assert "Install Ollama | Ollama release 0.32.15" in changed
+    assert access_log.read_text().count(f"{host.ip} GET /ollama/releases") == downloads_before
+    assert _ssh(tb, host.name, "ls /var/cache/ollama-deploy").stdout.strip() == ""  # upload not kept

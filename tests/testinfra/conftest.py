@@ -3,17 +3,12 @@ suite checks real hosts against the same source of truth the deploy used.
 """
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import testinfra
-from pyinfra.api import State
-from pyinfra.context import ctx_state
-from pyinfra_cli.inventory import make_inventory
 
+from tasks.inventory_data import load_host_data
 from tasks.settings import OllamaSettings, resolve
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -24,20 +19,14 @@ class Target:
     host: "testinfra.host.Host"
 
 
-def _targets(inventory_path: str) -> list[tuple[str, dict]]:
-    cwd = os.getcwd()
-    os.chdir(PROJECT_ROOT)  # group_data/ is found relative to the working directory, as for the CLI
-    try:
-        with ctx_state.use(State()):  # pyinfra's loader records the file it executes on the state
-            inventory = make_inventory(inventory_path, cwd=str(PROJECT_ROOT))
-    finally:
-        os.chdir(cwd)
-    return [(h.name, h.data.dict()) for h in inventory]
-
-
 def pytest_generate_tests(metafunc):
     if "target" in metafunc.fixturenames:
-        hosts = _targets(metafunc.config.getoption("--inventory"))
+        path = metafunc.config.getoption("--inventory")
+        if not os.path.isfile(path):
+            raise pytest.UsageError(f"--inventory {path}: no such inventory file")
+        hosts = load_host_data(path)
+        if not hosts:
+            raise pytest.UsageError(f"--inventory {path}: the inventory lists no hosts")
         metafunc.parametrize("target", hosts, ids=[name for name, _ in hosts], indirect=True, scope="module")
 
 
