@@ -27,7 +27,7 @@ def run_demo(tb: Testbed) -> int:
     print(f"deploy finished in {run.seconds:.1f}s, exit code {run.rc}")
     models = _models(tb.inventory_path)
     for h in tb.hosts:
-        changed = [name for name, _ in run.changed_ops(h.name)]
+        changed = [name.split(" | ")[-1] for name, _ in run.changed_ops(h.name)]
         smoke_file = PROJECT_ROOT / "reports/smoke" / f"{h.name}.json"
         smoke = json.loads(smoke_file.read_text()) if smoke_file.exists() else None
         print(f"\n{h.name} ({h.profile}, {h.ip})")
