@@ -1,5 +1,8 @@
 """Two NVIDIA GPUs (seed 003: Quadro P4000 8 GB + GTX 1060 6 GB, Pascal, compute 6.1).
 
+Derived from the hardware, not set here (tasks/derive.py): CUDA_DEVICE_ORDER=PCI_BUS_ID and
+CUDA_VISIBLE_DEVICES listing every GPU in PCI bus order ("0,1" on seed 003's machine).
+
 Left out on purpose (shared/reference §3):
 - OLLAMA_LLM_LIBRARY=cuda names no library directory, so it forces CPU-only inference.
 - OLLAMA_NO_CUDA and OLLAMA_NUM_GPU_LAYERS are never read. GPU layers are the per-model
@@ -8,6 +11,4 @@ Left out on purpose (shared/reference §3):
 
 ollama_flash_attention = True  # Pascal (6.1) passes Ollama's flash attention support check
 ollama_keep_alive = "1h"
-ollama_cuda_visible_devices = "0,1"
-ollama_cuda_device_order = "PCI_BUS_ID"  # read by the CUDA runtime, not Ollama: keeps nvidia-smi's order
-ollama_sched_spread = True
+ollama_sched_spread = True  # seed 003: split models across both GPUs

@@ -13,7 +13,8 @@ from pyinfra import host
 from pyinfra.api import deploy, operation
 from pyinfra.operations import files
 
-from .settings import DROPIN_DIR, DROPIN_FILES, DropinLine, dropins, resolve
+from .plan import plan_for
+from .settings import DROPIN_DIR, DROPIN_FILES, DropinLine, dropins
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "dropin.conf.j2"
 _JINJA = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
@@ -48,7 +49,7 @@ def dropin(path: str, content: str | None):
 
 @deploy("Configure Ollama")
 def configure_ollama():
-    settings = resolve(host.data.dict())
+    settings = plan_for(host).settings
     wanted = dropins(settings)
     files.directory(name="Models directory", path=settings.ollama_models_dir, user="ollama", group="ollama",
                     mode="755")

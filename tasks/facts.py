@@ -67,3 +67,46 @@ class OllamaModels(FactBase[set]):
             return {canonical_model(m["name"]) for m in json.loads("\n".join(output)).get("models") or []}
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise FactProcessError(f"unexpected /api/tags reply: {e}")
+
+
+def tuned_name(model: str) -> str:
+    """The derived model carrying per-model parameters: 'qwen2.5-coder:7b' -> 'qwen2.5-coder:7b-tuned'."""
+    return f"{canonical_model(model)}-tuned"
+
+
+def parse_show_parameters(text: str) -> dict[str, list[str]]:
+    """/api/show's `parameters` text ('num_ctx    8192' lines; a key may repeat, e.g. stop) as lists."""
+    params: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key:
+            params.setdefault(key, []).append(value.strip().strip('"'))
+    return params
+
+
+class OllamaModelParameters(FactBase[dict | None]):
+    """The PARAMETERs of `model` as /api/show reports them ({name: [values]}), or None if absent."""
+
+    def requires_command(self, api, model):
+        return "curl"
+
+    def command(self, api, model):
+        body = json.dumps({"model": model})
+        return f"curl -fsS --max-time 5 {api}/api/show -d '{body}' 2>/dev/null || true"
+
+    def process(self, output):
+        try:
+            return parse_show_parameters(json.loads("\n".join(output)).get("parameters") or "")
+        except (ValueError, AttributeError) as e:
+            raise FactProcessError(f"unexpected /api/show reply: {e}")
+
+
+def model_name_problem(name: str) -> str | None:
+    """Why `name` is not a model name Ollama accepts, or None (rules in tasks/modelinfo.py)."""
+    from .modelinfo import parse_model_name  # modelinfo imports requests; only load it when asked
+
+    try:
+        parse_model_name(name)
+    except ValueError as e:
+        return str(e)
+    return None

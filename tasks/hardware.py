@@ -74,7 +74,13 @@ def parse_nvidia_smi(lines: list[str]) -> list[Gpu]:
 
 
 def parse_lscpu_topology(lines: list[str]) -> tuple[int, int]:
-    """(physical cores, threads) from `lscpu -p=CPU,CORE,SOCKET`."""
+    """(physical cores, threads) from `lscpu -p=CPU,CORE,SOCKET`.
+
+    The core count is only right where all CPUs are of one type: lscpu numbers logical cores per
+    CPU type, so on a hybrid ARM chip (GB10: 10 Cortex-X925 + 10 Cortex-A725) the CORE column
+    restarts at 0 for each type and this counts 10, not 20. parse_hardware takes the core count
+    from the thread sibling lists when the host printed them (parse_thread_siblings).
+    """
     cpus, cores = set(), set()
     for line in lines:
         if line.startswith("#") or not line.strip():
@@ -85,6 +91,13 @@ def parse_lscpu_topology(lines: list[str]) -> tuple[int, int]:
     if not cpus:
         raise ParseError("lscpu listed no CPUs")
     return len(cores), len(cpus)
+
+
+def parse_thread_siblings(lines: list[str]) -> int:
+    """Physical cores from /sys/devices/system/cpu/cpu*/topology/thread_siblings_list, one line
+    per online CPU (e.g. "0,12" twice on a 2-way SMT core, "5" on a core without SMT): the
+    number of distinct sibling lists. 0 when nothing was printed (no sysfs)."""
+    return len({line.strip() for line in lines if line.strip()})
 
 
 def parse_cpuinfo(lines: list[str]) -> tuple[str, frozenset[str]]:
@@ -128,11 +141,14 @@ def parse_hardware(lines: list[str]) -> Hardware:
     """The output of HardwareFact's command, section by section."""
     s = _sections(lines)
     cores, threads = parse_lscpu_topology(s.get("lscpu", []))
+    sibling_cores = parse_thread_siblings(s.get("thread_siblings", []))
+    if sibling_cores:  # right on hybrid CPUs too, and where lscpu is missing (awk fallback)
+        cores = min(sibling_cores, threads)
     model, flags = parse_cpuinfo(s.get("cpuinfo", []))
     mem, swap = parse_meminfo(s.get("meminfo", []))
     gpus, problem = (), None
-    smi = s.get("nvidia-smi", [])
-    status = smi[-1] if smi else "absent"
+    smi = [line for line in s.get("nvidia-smi", []) if line.strip()]
+    status = smi[-1].strip() if smi else "absent"
     if status == "rc=0":
         gpus = tuple(parse_nvidia_smi(smi[:-1]))
     elif status != "absent":
@@ -154,13 +170,19 @@ def apply_override(hw: Hardware, override: dict | None) -> Hardware:
 
 
 class HardwareFact(FactBase[Hardware]):
-    """CPU, memory and NVIDIA GPUs of a Linux host, in one command."""
+    """CPU, memory and NVIDIA GPUs of a Linux host, in one command.
+
+    Physical cores come from the sysfs thread sibling lists (one distinct list per core); lscpu's
+    CORE column is numbered per CPU type and undercounts hybrid ARM chips such as the GB10.
+    """
 
     def command(self):
         return (
             "echo '@@ uname'; uname -m; "
             "echo '@@ lscpu'; lscpu -p=CPU,CORE,SOCKET 2>/dev/null || "
             "awk '/^processor/{print $3\",\"$3\",0\"}' /proc/cpuinfo; "
+            "echo '@@ thread_siblings'; "
+            "cat /sys/devices/system/cpu/cpu[0-9]*/topology/thread_siblings_list 2>/dev/null; "
             "echo '@@ cpuinfo'; grep -m2 -E '^(model name|flags|Features)' /proc/cpuinfo; "
             "echo '@@ meminfo'; grep -E '^(MemTotal|SwapTotal):' /proc/meminfo; "
             "echo '@@ nvidia-smi'; if command -v nvidia-smi >/dev/null 2>&1; then "
@@ -183,14 +205,38 @@ def gpus_from_nvml(nvml) -> list[Gpu]:
         gpus = []
         for i in range(nvml.nvmlDeviceGetCount()):
             handle = nvml.nvmlDeviceGetHandleByIndex(i)
-            try:
-                memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-                total, used = memory.total // 2**20, memory.used // 2**20
-            except nvml.NVMLError:  # unified memory (GB10): NVML reports it as not supported
-                total = used = None
+            total, used = _nvml_memory_mib(nvml, handle)
             major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
-            gpus.append(Gpu(i, nvml.nvmlDeviceGetPciInfo(handle).busId, nvml.nvmlDeviceGetUUID(handle),
-                            nvml.nvmlDeviceGetName(handle), total, used, f"{major}.{minor}", driver))
+            gpus.append(Gpu(i, _text(nvml.nvmlDeviceGetPciInfo(handle).busId),
+                            _text(nvml.nvmlDeviceGetUUID(handle)), _text(nvml.nvmlDeviceGetName(handle)),
+                            total, used, f"{major}.{minor}", _text(driver)))
         return sorted(gpus, key=lambda g: g.bus_id.lower())
     finally:
         nvml.nvmlShutdown()
+
+
+def _text(value) -> str:
+    """Old pynvml releases return bytes where nvidia-ml-py returns str."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _nvml_memory_mib(nvml, handle) -> tuple[int | None, int | None]:
+    """(total, used) MiB as nvidia-smi's memory.total/memory.used show them, or (None, None) for
+    unified memory (GB10 answers NOT_SUPPORTED). Since R510 the v1 call's `used` includes the
+    driver's reserved memory (a few hundred MiB on an idle GPU) and nvidia-smi's does not; the v2
+    call matches nvidia-smi. Where v2 fails (older driver: FUNCTION_NOT_FOUND, WSL: UNKNOWN, GB10)
+    the v1 call decides; any error other than NOT_SUPPORTED there (GPU lost, ...) is raised, not
+    taken for unified memory."""
+    if getattr(nvml, "nvmlMemory_v2", None) is not None:
+        try:
+            memory = nvml.nvmlDeviceGetMemoryInfo(handle, version=nvml.nvmlMemory_v2)
+            return memory.total // 2**20, memory.used // 2**20
+        except nvml.NVMLError:
+            pass
+    try:
+        memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+    except nvml.NVMLError as e:
+        if getattr(e, "value", None) == getattr(nvml, "NVML_ERROR_NOT_SUPPORTED", 3):
+            return None, None
+        raise
+    return memory.total // 2**20, memory.used // 2**20

@@ -10,19 +10,19 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Groups
 from pyinfra.operations import files, server
 
-from .hostinfo import machine_arch
-from .operations import release_installed
 from .facts import InstalledRelease
+from .operations import release_installed
 from .release import CACHE_DIR, artifact_for
-from .settings import resolve
+from .plan import plan_for
 
 OLLAMA_HOME = "/usr/share/ollama"
 
 
 @deploy("Install Ollama")
 def install_ollama():
-    settings = resolve(host.data.dict())
-    artifact = artifact_for(settings, machine_arch(host))
+    plan = plan_for(host)
+    settings = plan.settings
+    artifact = artifact_for(settings, plan.hardware.arch)
     server.group(name="Group ollama", group="ollama", system=True)
     # GPU device nodes belong to render/video; Ollama needs them, where the groups exist.
     gpu_groups = [g for g in ("render", "video") if g in host.get_fact(Groups)]

@@ -8,20 +8,23 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 
-from .facts import OllamaModels, canonical_model
-from .operations import model_absent, model_pulled
+from .facts import OllamaModels, canonical_model, tuned_name
+from .operations import model_absent, model_pulled, model_tuned
 from .service import API
-from .settings import resolve, selected_models
+from .plan import plan_for
+from .settings import selected_models
 
 
 @deploy("Models")
 def ensure_models():
-    settings = resolve(host.data.dict())
+    settings = plan_for(host).settings
     ollama = f"{settings.ollama_prefix}/bin/ollama"
     models = selected_models(settings)
     for model in models:
         model_pulled(name=f"Model {model}", model=model, api=API, ollama=ollama)
+    for model, parameters in settings.ollama_model_parameters.items():
+        model_tuned(name=f"Tuned {model}", model=model, parameters=parameters, api=API)
     if settings.ollama_prune_models:
-        wanted = {canonical_model(m) for m in models}
+        wanted = {canonical_model(m) for m in models} | {tuned_name(m) for m in settings.ollama_model_parameters}
         for model in sorted(host.get_fact(OllamaModels, api=API) - wanted):
             model_absent(name=f"Remove unlisted model {model}", model=model, api=API, ollama=ollama)

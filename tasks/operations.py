@@ -3,12 +3,15 @@ nothing when it is already in the wanted state, so a second deploy reports no ch
 """
 from __future__ import annotations
 
+import json
 import shlex
 
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
-from .facts import RELEASE_MARKER, InstalledRelease, OllamaModels, OllamaVersion, canonical_model
+from .facts import (RELEASE_MARKER, InstalledRelease, OllamaModelParameters, OllamaModels, OllamaVersion,
+                    canonical_model, tuned_name)
+from .goparse import format_params
 
 # Replaces bin/ollama and lib/ollama only after the download's sha256 matched and it unpacked;
 # the previous lib/ollama is swapped out by rename, never half-overwritten.
@@ -119,3 +122,35 @@ def model_absent(model: str, api: str = "http://127.0.0.1:11434", ollama: str = 
         host.noop(f"model {model} absent")
         return
     yield StringCommand("env", f"OLLAMA_HOST={shlex.quote(api)}", ollama, "rm", shlex.quote(model))
+
+
+def _typed(params: dict) -> dict:
+    """Parameters as Ollama stores them (api.FormatParams), so settings and /api/show compare equal."""
+    return format_params({k: [str(x) for x in v] if isinstance(v, list) else [str(v)] for k, v in params.items()})
+
+
+@operation()
+def model_tuned(model: str, parameters: dict, api: str = "http://127.0.0.1:11434"):
+    """
+    Create (or re-create) '<model>-tuned' from `model` with `parameters` as its PARAMETERs,
+    unless it exists with exactly these parameters. Thread count and GPU layers are model
+    parameters in Ollama, not server variables; this is how they really apply.
+
+    **Example:**
+
+    .. code:: python
+
+        model_tuned(name="Tuned qwen2.5-coder:7b", model="qwen2.5-coder:7b",
+                    parameters={"num_thread": 10, "num_ctx": 8192})
+    """
+    tuned, wanted = tuned_name(model), _typed(parameters)
+    current = host.get_fact(OllamaModelParameters, api=api, model=tuned)
+    # The tuned model inherits the base model's own parameters (stop words, ...) under ours.
+    inherited = format_params(host.get_fact(OllamaModelParameters, api=api, model=canonical_model(model)) or {})
+    if current is not None and format_params(current) == {**inherited, **wanted}:
+        host.noop(f"model {tuned} has these parameters")
+        return
+    body = json.dumps({"model": tuned, "from": canonical_model(model), "parameters": wanted, "stream": False})
+    yield StringCommand("sh", "-c", shlex.quote(
+        f"curl -fsS -X POST {api}/api/create -d {shlex.quote(body)} | grep -q '\"status\":\"success\"' || "
+        f"{{ echo 'ollama-deploy: creating {tuned} failed' >&2; exit 1; }}"))

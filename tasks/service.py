@@ -11,14 +11,14 @@ from pyinfra.operations import systemd
 from pyinfra.operations.util import any_changed
 
 from .operations import api_answers
-from .settings import resolve
+from .plan import plan_for
 
 API = "http://127.0.0.1:11434"
 
 
 @deploy("Apply")
 def apply_changes(changes):
-    settings = resolve(host.data.dict())
+    settings = plan_for(host).settings
     # Gated at execution time: on an unchanged host this yields nothing (and so no restart).
     systemd.service(name="Reload systemd, restart Ollama (something changed)", service="ollama.service",
                     running=True, restarted=True, daemon_reload=True, _if=any_changed(*changes))

@@ -11,12 +11,29 @@ Example:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .facts import canonical_model, model_name_problem
+from .goparse import OPTION_KINDS, format_params, go_parse_duration, go_parse_int
 
 PREFIX = "ollama_"
+QUANTIZED_KV = ("q8_0", "q4_0")
+# Keys operators bring from the seeds: Ollama 0.32.15 never reads these variables (reference §3).
+PLACEBOS = {
+    "ollama_num_threads": "OLLAMA_NUM_THREADS is never read by Ollama; threads are the per-model parameter "
+                          "num_thread: ollama_model_parameters = {'<model>': {'num_thread': N}}",
+    "ollama_num_gpu_layers": "OLLAMA_NUM_GPU_LAYERS is never read by Ollama; GPU layers are the per-model "
+                             "parameter num_gpu: ollama_model_parameters = {'<model>': {'num_gpu': N}}",
+    "ollama_no_cuda": "OLLAMA_NO_CUDA is never read by Ollama; to keep GPUs away set "
+                      "ollama_cuda_visible_devices='-1', or per model num_gpu 0",
+    **{f"ollama_{v}": f"{v.upper()} is never read by Ollama (llama-server uses its own thread pool); use "
+                      "the per-model parameter num_thread in ollama_model_parameters"
+       for v in ("omp_num_threads", "mkl_num_threads", "openblas_num_threads", "veclib_maximum_threads")},
+}
 DROPIN_DIR = "/etc/systemd/system/ollama.service.d"
 # Every drop-in this tool may write: one that a host no longer needs is removed.
 DROPIN_FILES = ("performance.conf", "10-gpu.conf", "resources.conf", "models-path.conf")
@@ -24,13 +41,13 @@ DEFAULT_MODELS_DIR = "/usr/share/ollama/.ollama/models"  # Ollama's default unde
 
 
 def setting(default: Any, description: str, *, dropin: str | None = None, env: str | None = None,
-            directive: str | None = None, ollama_reads: bool | None = None) -> Any:
+            directive: str | None = None, ollama_reads: bool | None = None, unit: str = "") -> Any:
     """Declare a setting. `env` is an environment variable set in `dropin`, `directive` a [Service] line.
     `ollama_reads` records whether Ollama itself reads the variable (reference §2b); False means it
     only reaches the CUDA runtime / llama-server through the inherited environment."""
     return Field(default, description=description,
                  json_schema_extra={"dropin": dropin, "env": env, "directive": directive,
-                                    "ollama_reads": ollama_reads})
+                                    "ollama_reads": ollama_reads, "unit": unit})
 
 
 class OllamaSettings(BaseModel):
@@ -52,12 +69,12 @@ class OllamaSettings(BaseModel):
     ollama_flash_attention: bool | None = setting(
         None, "Flash attention; unset lets llama.cpp decide per model and device (auto).",
         dropin="performance.conf", env="OLLAMA_FLASH_ATTENTION", ollama_reads=True)
-    ollama_keep_alive: str | None = setting(
+    ollama_keep_alive: str | int | None = setting(
         None, "How long an idle model stays loaded (Go duration such as 30m, or seconds; negative = forever).",
-        dropin="performance.conf", env="OLLAMA_KEEP_ALIVE", ollama_reads=True)
+        dropin="performance.conf", env="OLLAMA_KEEP_ALIVE", ollama_reads=True, unit="duration")
     ollama_context_length: int | None = setting(
         None, "Default context length per request (0 = Ollama's VRAM-based default).",
-        dropin="performance.conf", env="OLLAMA_CONTEXT_LENGTH", ollama_reads=True)
+        dropin="performance.conf", env="OLLAMA_CONTEXT_LENGTH", ollama_reads=True, unit="tokens")
     ollama_num_parallel: int | None = setting(
         None, "Parallel requests per loaded model; each gets its own context.",
         dropin="performance.conf", env="OLLAMA_NUM_PARALLEL", ollama_reads=True)
@@ -81,17 +98,22 @@ class OllamaSettings(BaseModel):
     ollama_sched_spread: bool | None = setting(
         None, "Split every model across all GPUs instead of fitting it on one.",
         dropin="10-gpu.conf", env="OLLAMA_SCHED_SPREAD", ollama_reads=True)
+    ollama_llm_library: str | None = setting(
+        None, "Restrict GPU discovery to one library directory under lib/ollama (cuda_v12, cuda_v13, vulkan, ...).",
+        dropin="10-gpu.conf", env="OLLAMA_LLM_LIBRARY", ollama_reads=True)
     ollama_gpu_overhead: int | None = setting(
-        None, "Bytes of VRAM per GPU to leave unused.",
-        dropin="10-gpu.conf", env="OLLAMA_GPU_OVERHEAD", ollama_reads=True)
+        None, "VRAM per GPU to leave unused.",
+        dropin="10-gpu.conf", env="OLLAMA_GPU_OVERHEAD", ollama_reads=True, unit="bytes")
 
     # resources.conf
     ollama_cpu_quota: str | None = setting(
-        None, "systemd CPUQuota, e.g. 2000% for 20 CPUs' worth of time.", dropin="resources.conf", directive="CPUQuota")
+        None, "systemd CPUQuota, e.g. 2000% for 20 CPUs' worth of time (derived: threads less 1/6 for the OS).",
+        dropin="resources.conf", directive="CPUQuota", unit="percent")
     ollama_cpu_weight: int | None = setting(
         None, "systemd CPUWeight (1-10000, default 100).", dropin="resources.conf", directive="CPUWeight")
     ollama_memory_max: str | None = setting(
-        None, "systemd MemoryMax, e.g. 20G (K, M, G, T suffixes).", dropin="resources.conf", directive="MemoryMax")
+        None, "systemd MemoryMax, e.g. 20G (derived on CPU hosts: 5/8 of RAM).",
+        dropin="resources.conf", directive="MemoryMax", unit="bytes, K/M/G/T suffix (1024-based)")
 
     # models-path.conf
     ollama_models_dir: str = setting(
@@ -106,7 +128,137 @@ class OllamaSettings(BaseModel):
     ollama_run_smoke: bool = setting(True, "Run one generate per host after the deploy.")
     ollama_smoke_model: str | None = setting(None, "Model for the smoke generate (default: the first model).")
     ollama_smoke_prompt: str = setting("Reply with one short sentence about the sea.", "Prompt for the smoke generate.")
-    ollama_api_timeout: int = setting(60, "Seconds to wait for the API after a (re)start.")
+    ollama_api_timeout: int = setting(60, "Seconds to wait for the API after a (re)start.", unit="seconds")
+    ollama_model_parameters: dict[str, dict[str, Any]] = setting(
+        {}, "Per-model parameters (num_ctx, num_thread, num_gpu, ...): each listed model gets a derived model "
+            "'<name>:<tag>-tuned' created with these PARAMETERs, and the smoke test uses it.")
+    ollama_registry_url: str = setting(
+        "https://registry.ollama.ai", "Registry the control node reads model metadata from for the memory budget.")
+    ollama_check_memory_budget: bool = setting(True, "Refuse models whose weights + KV cache do not fit.")
+
+    # Checks that need no host facts; host-dependent ones are in tasks/plan.py.
+    @field_validator("ollama_keep_alive", mode="before")
+    @classmethod
+    def _keep_alive_as_ollama_parses(cls, v):
+        if v is None or (isinstance(v, int) and not isinstance(v, bool)):
+            return v  # whole seconds
+        for parse in (go_parse_duration, go_parse_int):
+            try:
+                parse(v.strip().strip("\"'"))
+                return v
+            except (ValueError, AttributeError):  # AttributeError: not a string (e.g. 1.5 from --data)
+                pass
+        raise ValueError("Ollama reads neither a Go duration nor whole seconds from it and silently keeps 5m; "
+                         "write e.g. 30m, 1h30m or 1800")
+
+    @field_validator("ollama_context_length", "ollama_max_loaded_models", "ollama_max_queue", "ollama_gpu_overhead")
+    @classmethod
+    def _unsigned(cls, v):
+        if v is not None and v < 0:
+            raise ValueError("Ollama parses it as an unsigned integer: a negative value is ignored (default used)")
+        return v
+
+    @field_validator("ollama_num_parallel")
+    @classmethod
+    def _parallel(cls, v):
+        if v is not None and v < 1:
+            raise ValueError("at least 1 (Ollama treats 0 as 1)")
+        return v
+
+    @field_validator("ollama_cpu_quota")
+    @classmethod
+    def _cpu_quota(cls, v):
+        if v is not None and not re.fullmatch(r"[1-9][0-9]*%", v):
+            raise ValueError("systemd CPUQuota takes a percentage of one CPU, e.g. 2000% for 20 CPUs")
+        return v
+
+    @field_validator("ollama_cpu_weight")
+    @classmethod
+    def _cpu_weight(cls, v):
+        if v is not None and not 1 <= v <= 10000:
+            raise ValueError("systemd CPUWeight is 1-10000")
+        return v
+
+    @field_validator("ollama_memory_max")
+    @classmethod
+    def _memory_max(cls, v):
+        if v is None or re.fullmatch(r"[1-9][0-9]*[KMGT]?", v):
+            return v
+        m = re.fullmatch(r"([0-9]+)\s*([KMGT])i?B", v, re.I)
+        hint = f"; did you mean {m.group(1)}{m.group(2).upper()}?" if m else ""
+        raise ValueError(f"systemd MemoryMax takes bytes with an optional K, M, G or T suffix (1024-based){hint}")
+
+    @field_validator("ollama_cuda_visible_devices")
+    @classmethod
+    def _visible_devices(cls, v):
+        if v is None:
+            return v
+        tokens = [t.strip() for t in v.split(",")]
+        if v.strip() != "-1" and not all(re.fullmatch(r"[0-9]+|GPU-[0-9a-fA-F-]+", t) for t in tokens):
+            raise ValueError("comma-separated GPU indices or GPU-<uuid> values, or -1 for none")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("a GPU is listed twice")
+        return v
+
+    @field_validator("ollama_llm_library")
+    @classmethod
+    def _llm_library(cls, v):
+        if v is not None and not re.fullmatch(r"cuda_v1[23]|cuda_jetpack[56]|vulkan|rocm_v[0-9_]+|mlx_cuda_v13", v):
+            raise ValueError("not a library directory under lib/ollama: Ollama would skip every GPU library and "
+                             "run on the CPU (cpu variants are picked automatically since 0.5.8); use cuda_v12, "
+                             "cuda_v13 or vulkan, or leave it unset")
+        return v
+
+    @field_validator("ollama_version")
+    @classmethod
+    def _version(cls, v):
+        if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+(-rc[0-9]+)?", v):
+            raise ValueError("a release version such as 0.32.15")
+        return v
+
+    @field_validator("ollama_release_sha256")
+    @classmethod
+    def _sha256(cls, v):
+        for name, digest in v.items():
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                raise ValueError(f"{name}: a sha256 is 64 hex digits")
+        return v
+
+    @field_validator("ollama_models", "ollama_extra_models")
+    @classmethod
+    def _model_names(cls, v):
+        seen = {}
+        for name in v:
+            problem = model_name_problem(name)
+            if problem:
+                raise ValueError(f"model {name!r}: {problem}")
+            key = canonical_model(name)
+            if key in seen:
+                raise ValueError(f"model {name!r} is listed twice (as {seen[key]!r})")
+            seen[key] = name
+        return v
+
+    @field_validator("ollama_model_parameters")
+    @classmethod
+    def _parameters(cls, v):
+        for model, params in v.items():
+            try:
+                format_params({k: val if isinstance(val, list) else [str(val)] for k, val in params.items()})
+            except ValueError as e:
+                raise ValueError(f"{model}: {e} (known: {', '.join(sorted(OPTION_KINDS))})") from None
+        return v
+
+    @model_validator(mode="after")
+    def _combinations(self):
+        if self.ollama_kv_cache_type in QUANTIZED_KV and self.ollama_flash_attention is False:
+            raise ValueError(f"ollama_kv_cache_type={self.ollama_kv_cache_type} with ollama_flash_attention=False: "
+                             "llama.cpp refuses a quantized V cache without flash attention, so every model load "
+                             "fails; enable flash attention or use f16")
+        models = {canonical_model(m) for m in self.ollama_models + self.ollama_extra_models}
+        for model in self.ollama_model_parameters:
+            if canonical_model(model) not in models:
+                raise ValueError(f"ollama_model_parameters names {model!r}, which is not in ollama_models")
+        return self
 
 
 def selected_models(settings: OllamaSettings) -> list[str]:
@@ -132,7 +284,13 @@ def resolve(data: dict[str, Any]) -> OllamaSettings:
         for err in e.errors():
             key = str(err["loc"][0]) if err["loc"] else "?"
             value = ours.get(key, "<missing>")
-            reason = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+            if err["type"] == "extra_forbidden":
+                reason = PLACEBOS.get(key, "unknown setting")
+            else:
+                reason = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:  # a combination of settings: the message names the keys
+                lines.append(reason)
+                continue
             lines.append(f"key {key}, value {value!r}: {reason}")
         raise SettingsError(lines) from None
 
@@ -169,3 +327,40 @@ def dropins(settings: OllamaSettings) -> dict[str, list[DropinLine]]:
             line = DropinLine(meta["directive"], _format(value), field.description)
         files.setdefault(meta["dropin"], []).append(line)
     return files
+
+
+TABLE_START, TABLE_END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+
+
+def settings_table() -> str:
+    """The README's settings table, generated from the declarations above (CI checks it is current)."""
+    rows = ["| setting | type | default | unit | written to | read by Ollama | description |",
+            "|---|---|---|---|---|---|---|"]
+    for key, field in OllamaSettings.model_fields.items():
+        meta = field.json_schema_extra or {}
+        kind = str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+        target = meta["env"] or meta["directive"]
+        written = f"`{meta['dropin']}`: `{target}`" if meta["dropin"] else "—"
+        reads = {True: "yes", False: "no (CUDA runtime)", None: "—"}[meta["ollama_reads"]]
+        if meta["directive"]:
+            reads = "— (systemd)"
+        rows.append(f"| `{key}` | `{kind}` | `{field.default!r}` | {meta['unit'] or '—'} | {written} | {reads} "
+                    f"| {field.description.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+def update_readme(path: str = "README.md") -> bool:
+    """Rewrite the table between the markers in README.md; True when it changed."""
+    with open(path) as f:
+        text = f.read()
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    new = f"{head}{TABLE_START}\n{settings_table()}\n{TABLE_END}{tail}"
+    if new != text:
+        with open(path, "w") as f:
+            f.write(new)
+    return new != text
+
+
+if __name__ == "__main__":
+    print("README.md settings table " + ("updated" if update_readme() else "already current"))

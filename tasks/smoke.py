@@ -19,7 +19,9 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import python
 
-from .settings import resolve, selected_models
+from .facts import canonical_model, tuned_name
+from .plan import plan_for
+from .settings import selected_models
 
 REPORT_DIR = Path("reports/smoke")
 PORT = 11434
@@ -119,9 +121,11 @@ def _smoke(state, host, model: str, prompt: str, timeout: float):
 
 @deploy("Smoke")
 def smoke_test():
-    settings = resolve(host.data.dict())
+    settings = plan_for(host).settings
     models = selected_models(settings)
     model = settings.ollama_smoke_model or (models[0] if models else None)
+    if model and canonical_model(model) in {canonical_model(m) for m in settings.ollama_model_parameters}:
+        model = tuned_name(model)  # the tuning is what the smoke must exercise
     if not settings.ollama_run_smoke or model is None:
         return
     python.call(name=f"Smoke: generate with {model}", function=_smoke, model=model,

@@ -1,4 +1,4 @@
-"""Check every host's settings before any host is touched; one line per problem.
+"""Check every host's settings against its hardware before any host is touched; one line per problem.
 
 Called first in deploy.py: deploy code runs for every host before pyinfra executes anything,
 and a DeployError there stops the whole run (pyinfra-idioms §7).
@@ -8,14 +8,15 @@ from __future__ import annotations
 from pyinfra import inventory
 from pyinfra.api import DeployError
 
-from .settings import SettingsError, resolve
+from .plan import plan_for
+from .settings import SettingsError
 
 
 def validate_inventory() -> None:
     problems = []
     for target in inventory:
         try:
-            resolve(target.data.dict())
+            plan_for(target)
         except SettingsError as e:
             problems += [f"host {target.name}: {p}" for p in e.problems]
     if problems:

@@ -6,6 +6,7 @@
     bin/ollama                               the double's launcher (mode 755)
     lib/ollama/test-double/ollama_double/    the double (stdlib-only Python)
     lib/ollama/test-double/goparse.py        copy of tasks/goparse.py
+    lib/ollama/test-double/gguf.py           copy of tasks/gguf.py (GGUF metadata reader)
     lib/ollama/test-double/config.json       version, arch, registry, speeds
     lib/ollama/llama-server                  stub that refuses to run
     lib/ollama/libggml-*.so, libllama.so     text placeholders
@@ -71,7 +72,9 @@ def stage_release(staging_dir, version: str, arch: str, registry: str,
     if pkg_dst.exists():
         shutil.rmtree(pkg_dst)
     shutil.copytree(HERE / "ollama_double", pkg_dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copyfile(REPO / "tasks" / "goparse.py", td / "goparse.py")
+    # Shared stdlib-only modules: one source in tasks/, imported top-level by the double.
+    for shared in ("goparse.py", "gguf.py"):
+        shutil.copyfile(REPO / "tasks" / shared, td / shared)
     config = {
         "version": version,
         "arch": arch,

@@ -1,9 +1,11 @@
-"""Bad settings stop the run before any host changes, with one line per host naming key, value, reason."""
+"""Bad input stops the run before any host changes: one line per problem naming host, key, value, reason."""
 import subprocess
 
 import pytest
 
 from testbed.deployrun import run_deploy
+
+ALL = ("cpu_xeon", "dual_gpu", "dgx_spark")
 
 
 def _fingerprint(tb):
@@ -14,17 +16,57 @@ def _fingerprint(tb):
                                    text=True, timeout=30).stdout for h in tb.hosts}
 
 
-@pytest.mark.parametrize("data, key, value, reason", [
-    ("ollama_keep_alvie=1h", "ollama_keep_alvie", "'1h'", "unknown setting"),
-    ("ollama_num_parallel=four", "ollama_num_parallel", "'four'", "valid integer"),
-    ("ollama_kv_cache_type=q9_9", "ollama_kv_cache_type", "'q9_9'", "'f16', 'q8_0' or 'q4_0'"),
-])
-def test_bad_setting_fails_before_any_change(deploy_testbed, data, key, value, reason):
+CASES = [
+    # (--data, key, value as shown, reason, profiles of the hosts that must report it)
+    ("ollama_keep_alvie=1h", "ollama_keep_alvie", "'1h'", "unknown setting", ALL),
+    ("ollama_num_parallel=four", "ollama_num_parallel", "'four'", "valid integer", ALL),
+    ("ollama_memory_max=20GB", "ollama_memory_max", "'20GB'", "did you mean 20G?", ALL),
+    ("ollama_keep_alive=1.5", "ollama_keep_alive", "1.5", "silently keeps 5m", ALL),
+    ("ollama_keep_alive=5min", "ollama_keep_alive", "'5min'", "silently keeps 5m", ALL),
+    ("ollama_num_threads=16", "ollama_num_threads", "16", "per-model parameter num_thread", ALL),
+    ("ollama_cpu_quota=9900%", "ollama_cpu_quota", "'9900%'", "above the host's", ALL),
+    ("ollama_memory_max=4096G", "ollama_memory_max", "'4096G'", "above the host's RAM", ALL),
+    ("ollama_cuda_visible_devices=0,2", "ollama_cuda_visible_devices", "'0,2'", "GPU 2 does not exist",
+     ("dual_gpu", "dgx_spark")),
+    ("ollama_cuda_visible_devices=0,2", "ollama_cuda_visible_devices", "'0,2'", "without NVIDIA GPUs",
+     ("cpu_xeon",)),
+    ("ollama_llm_library=cuda", "ollama_llm_library", "'cuda'", "run on the CPU", ALL),
+    ('ollama_models=["testbed/tiny","testbed/tiny:latest"]', "ollama_models",
+     "['testbed/tiny', 'testbed/tiny:latest']", "listed twice", ALL),
+    ('ollama_models=["Bad Name!"]', "ollama_models", "['Bad Name!']", "model 'Bad Name!'", ALL),
+    ("ollama_kv_cache_type=q9_9", "ollama_kv_cache_type", "'q9_9'", "'f16', 'q8_0' or 'q4_0'", ALL),
+    (("ollama_context_length=131072", "ollama_num_parallel=64"), "ollama_models", "", "needs", ALL),
+]
+
+
+@pytest.mark.parametrize("data, key, value, reason, profiles", CASES, ids=[str(c[0])[:40] for c in CASES])
+def test_bad_setting_fails_before_any_change(deploy_testbed, data, key, value, reason, profiles):
     before = _fingerprint(deploy_testbed)
-    run = run_deploy(deploy_testbed.inventory_path, "--data", data)
+    items = (data,) if isinstance(data, str) else data
+    run = run_deploy(deploy_testbed.inventory_path, *[arg for item in items for arg in ("--data", item)])
+    assert run.rc != 0
+    expected = {f"host {h.name}" for h in deploy_testbed.hosts if h.profile in profiles}
+    lines = [line.strip() for line in run.stderr.splitlines() if line.strip().startswith("host ")]
+    matching = {line.split(":")[0] for line in lines if f"key {key}, value {value}" in line and reason in line}
+    assert expected <= matching, "\n".join(lines) or run.stderr[-2000:]
+    assert _fingerprint(deploy_testbed) == before
+
+
+def test_quantized_kv_without_flash_attention_is_refused(deploy_testbed):
+    run = run_deploy(deploy_testbed.inventory_path, "--data", "ollama_kv_cache_type=q8_0",
+                     "--data", "ollama_flash_attention=false")
     assert run.rc != 0
     lines = [line for line in run.stderr.splitlines() if line.strip().startswith("host ")]
-    assert sorted(line.split(":")[0].strip() for line in lines) == sorted(f"host {h.name}" for h in deploy_testbed.hosts)
-    for line in lines:
-        assert f"key {key}, value {value}: " in line and reason in line
-    assert _fingerprint(deploy_testbed) == before
+    assert len(lines) == len(deploy_testbed.hosts)
+    assert all("quantized V cache without flash attention" in line for line in lines)
+
+
+def test_host_in_no_profile_group_is_refused(deploy_testbed, tmp_path):
+    host = deploy_testbed.hosts[0]
+    inventory = tmp_path / "noprofile.py"
+    inventory.write_text(f"exec(open({str(deploy_testbed.inventory_path)!r}).read())\n"
+                         f"gpu_box = [h for h in {host.profile} if h[0] == {host.name!r}]\n"
+                         f"{host.profile} = [h for h in {host.profile} if h[0] != {host.name!r}]\n")
+    run = run_deploy(inventory)
+    assert run.rc != 0
+    assert f"host {host.name}: key profile, value []: the host is in no profile group" in run.stderr

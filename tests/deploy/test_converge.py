@@ -114,3 +114,21 @@ def test_air_gapped_install_uploads_the_artifact_instead_of_downloading(deploy_t
     assert "Install Ollama | Ollama release 0.32.15" in changed
     assert access_log.read_text().count(f"{host.ip} GET /ollama/releases") == downloads_before
     assert _ssh(tb, host.name, "ls /var/cache/ollama-deploy").stdout.strip() == ""  # upload not kept
+
+
+def test_model_parameters_apply_through_a_tuned_model(deploy_testbed, first_run):
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "cpu_xeon").name
+    params = '{"testbed/tiny": {"num_thread": 3, "num_ctx": 2048}}'
+    run = run_deploy(tb.inventory_path, "--limit", host, "--data", f"ollama_model_parameters={params}")
+    assert run.rc == 0, run.stderr[-3000:]
+    assert ("Models | Tuned testbed/tiny", host) in run.changed_ops()
+    shown = json.loads(_ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/show -d '{\"model\":\"testbed/tiny:latest-tuned\"}'").stdout)
+    assert "num_thread" in shown["parameters"] and "3" in shown["parameters"]
+    smoke = json.loads((PROJECT_ROOT / "reports/smoke" / f"{host}.json").read_text())
+    assert smoke["model"] == "testbed/tiny:latest-tuned"
+    # Proof the tuning took effect: Ollama started llama-server with -t 3 and -c 2048 x parallel.
+    journal = _ssh(tb, host, "journalctl -u ollama -o cat --no-pager | grep 'starting llama-server' | tail -1").stdout
+    assert " -t 3" in journal and " -c 8192 " in journal  # num_ctx 2048 x OLLAMA_NUM_PARALLEL 4
+    again = run_deploy(tb.inventory_path, "--limit", host, "--data", f"ollama_model_parameters={params}")
+    assert again.rc == 0 and again.changed_ops() == []

@@ -44,14 +44,23 @@ def test_simulated_gpus_match_the_recording(hosts, name):
     assert rows == [[str(g["index"]), g["name"], g["pci.bus_id"]] for g in gpus]
 
 
-def test_inventory_groups_hosts_by_profile_and_overrides_dgx_arch(testbed):
+def test_inventory_groups_hosts_by_profile_and_simulates_recorded_machines(testbed):
     tb, _ = testbed
     inv = runpy.run_path(str(tb.inventory_path))
     groups = {k: v for k, v in inv.items() if k in ("cpu_xeon", "dual_gpu", "dgx_spark")}
     assert {p: [n for n, _ in hs] for p, hs in groups.items()} == \
         {h.profile: [h.name] for h in tb.hosts}
-    assert groups["dgx_spark"][0][1]["facts_override"] == {"arch": "aarch64"}
-    assert "facts_override" not in groups["cpu_xeon"][0][1]
+    for profile, hosts in groups.items():
+        recorded = HARDWARE_DIR / "profiles" / profile / "hardware.json"
+        machine = json.loads(recorded.read_text())
+        override = hosts[0][1].get("facts_override")
+        if machine.get("physical_cores") is None:  # dual_gpu: the seed did not record CPU or RAM
+            assert override is None
+            continue
+        assert override["arch"] == machine["arch"] and override["threads"] == machine["threads"]
+        assert override["mem_total_mib"] == machine["mem_total_mib"]
+    assert groups["dgx_spark"][0][1]["facts_override"]["arch"] == "aarch64"
+    assert groups["cpu_xeon"][0][1]["facts_override"]["threads"] == 24
 
 
 def test_pyinfra_reaches_every_host_with_the_generated_inventory(testbed):

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import pytest
 import testinfra
 
+from tasks.hardware import HardwareFact, parse_hardware
 from tasks.inventory_data import load_host_data
-from tasks.settings import OllamaSettings, resolve
+from tasks.plan import hardware_of, settings_from
+from tasks.settings import OllamaSettings
 
 
 @dataclass
@@ -36,4 +38,6 @@ def target(request):
     spec = f"paramiko://{data.get('ssh_hostname') or name}"
     ssh_config = data.get("ssh_config_file") or os.path.expanduser("~/.ssh/config")
     host = testinfra.get_host(spec, ssh_config=ssh_config if os.path.exists(ssh_config) else None)
-    return Target(name, data, resolve(data), host)
+    # The same facts and derivation the deploy used: the host's data over what its hardware implies.
+    detected = parse_hardware(host.check_output(HardwareFact().command()).splitlines())
+    return Target(name, data, settings_from(hardware_of(detected, data), data), host)

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 from tasks.configure import render_dropin
+from tasks.plan import settings_from
+from tests.unit.recorded import SEED003, gpus, machine
 from tasks.settings import DROPIN_FILES, OllamaSettings, SettingsError, dropins, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +27,7 @@ def test_every_dropin_setting_names_a_known_file_and_exactly_one_target():
 
 
 def test_seed_000_profile_renders_performance_and_resources_dropins():
-    s = resolve({**group("all"), **group("cpu_xeon")})
+    s = settings_from(machine("cpu_xeon"), {**group("all"), **group("cpu_xeon")})  # seed 000's machine
     files = dropins(s)
     assert set(files) == {"performance.conf", "resources.conf"}
     text = render_dropin("performance.conf", files["performance.conf"])
@@ -42,7 +44,7 @@ def test_seed_000_profile_renders_performance_and_resources_dropins():
 
 
 def test_dual_gpu_profile_writes_gpu_dropin_without_seed_placebos():
-    files = dropins(resolve({**group("all"), **group("dual_gpu")}))
+    files = dropins(settings_from(machine("dual_gpu", gpus=gpus(SEED003)), {**group("all"), **group("dual_gpu")}))
     gpu = render_dropin("10-gpu.conf", files["10-gpu.conf"])
     assert 'Environment="CUDA_VISIBLE_DEVICES=0,1"\n' in gpu
     assert 'Environment="CUDA_DEVICE_ORDER=PCI_BUS_ID"\n' in gpu
@@ -78,3 +80,40 @@ def test_bad_values_name_key_and_value(data, key):
 
 def test_non_setting_keys_are_ignored():
     assert resolve({"ssh_config_file": "/x", "facts_override": {"arch": "aarch64"}}) == resolve({})
+
+
+@pytest.mark.parametrize("key, real", [
+    ("ollama_num_threads", "num_thread"), ("ollama_num_gpu_layers", "num_gpu"),
+    ("ollama_no_cuda", "ollama_cuda_visible_devices='-1'"), ("ollama_omp_num_threads", "num_thread"),
+])
+def test_seed_placebos_are_refused_with_the_real_equivalent(key, real):
+    with pytest.raises(SettingsError) as e:
+        resolve({key: 16})
+    assert e.value.problems[0].startswith(f"key {key}, value 16: ") and "never read by Ollama" in e.value.problems[0]
+    assert real in e.value.problems[0]
+
+
+def test_unknown_model_parameter_is_refused():
+    with pytest.raises(SettingsError, match="unknown parameter 'num_threads'"):
+        resolve({"ollama_models": ["m"], "ollama_model_parameters": {"m": {"num_threads": 4}}})
+
+
+def test_parameters_for_an_unlisted_model_are_refused():
+    with pytest.raises(SettingsError, match="not in ollama_models"):
+        resolve({"ollama_models": ["a"], "ollama_model_parameters": {"b": {"num_ctx": 4096}}})
+
+
+def test_ollama_reads_flags_agree_with_the_variables_ollama_logs():
+    """A setting marked as read by Ollama must be one of the variables in Ollama's `server config`
+    line (envconfig.AsMap, imitated by the test double from the reference); one marked as not read
+    must not be."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tasks"))  # the double imports goparse as a top-level module
+    sys.path.insert(0, str(ROOT / "testbed" / "double"))
+    from ollama_double.env import ServerEnv
+
+    logged = set(ServerEnv({}).values())
+    for key, field in OllamaSettings.model_fields.items():
+        meta = field.json_schema_extra
+        if meta["env"]:
+            assert (meta["env"] in logged) == meta["ollama_reads"], key

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 
-from . import gguf, registry
+import gguf  # copy of tasks/gguf.py, next to this package in the release tree
+
+from . import registry
 from . import store as st
 
 # general.file_type -> name (fs/ggml/type.go FileType order)

@@ -15,7 +15,8 @@ import socket
 import threading
 import time
 
-from . import gguf
+import gguf  # copy of tasks/gguf.py, next to this package in the release tree
+
 from . import options as op
 from .discovery import GIB, MIB, human_bytes2
 from .store import Model

@@ -19,9 +19,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+import gguf  # copy of tasks/gguf.py, next to this package in the release tree
 import goparse
 
-from . import gguf, registry, slog, textgen
+from . import registry, slog, textgen
 from . import store as st
 from .config import CONFIG, LIB_OLLAMA, VERSION
 from .create import CreateError, create_model

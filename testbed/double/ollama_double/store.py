@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import gguf
+import gguf  # copy of tasks/gguf.py, next to this package in the release tree
 
 DEFAULT_HOST = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"

@@ -1,0 +1,87 @@
+"""Memory budget: each selected model's weights + KV cache must fit where Ollama will put it.
+
+GPU hosts: one GPU (Ollama places a model on a single GPU when it needs at most 80% of that GPU's
+free memory), else all visible GPUs together with OLLAMA_SCHED_SPREAD. Unified memory (GB10): 80%
+of RAM. CPU hosts: the largest `max loaded models` models together under MemoryMax (past it the
+kernel kills Ollama). A refusal gives the numbers and the knob to turn.
+
+Example:
+    problems, spread = check_budget(settings, hardware, {"qwen2.5-coder:7b": info})
+"""
+from __future__ import annotations
+
+from .facts import canonical_model
+from .hardware import Hardware
+from .modelinfo import ModelInfo, kv_cache_bytes
+from .settings import OllamaSettings
+
+GIB = 2**30
+MIB = 2**20
+SINGLE_GPU_SHARE = 0.8  # sched.go:1064
+
+
+def default_context(total_vram_bytes: int) -> int:
+    """Ollama's VRAM-tiered default when OLLAMA_CONTEXT_LENGTH is 0 or unset (routes.go:2048-2058)."""
+    if total_vram_bytes >= 47 * GIB:
+        return 262144
+    if total_vram_bytes >= 23 * GIB:
+        return 32768
+    return 4096
+
+
+def memory_max_bytes(value: str | None) -> int | None:
+    if value is None:
+        return None
+    suffix = value[-1]
+    return int(value[:-1]) * 1024 ** ("KMGT".index(suffix) + 1) if suffix in "KMGT" else int(value)
+
+
+def _gib(n: float) -> str:
+    return f"{n / GIB:.1f} GiB"
+
+
+def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -> tuple[list[str], bool]:
+    """(problems, spread_needed): spread_needed when a model fits only across several GPUs."""
+    visible = [g for g in hw.gpus if g.memory_total_mib is not None]
+    unified = bool(hw.gpus) and not visible
+    vram_total = sum(g.memory_total_mib for g in visible) * MIB if visible else (hw.mem_total_mib * MIB if unified else 0)
+    parallel = s.ollama_num_parallel or 1
+    kv_type = s.ollama_kv_cache_type or "f16"
+    needs = {}
+    for model, info in infos.items():
+        params = {canonical_model(k): v for k, v in s.ollama_model_parameters.items()}.get(canonical_model(model), {})
+        ctx = min(int(params.get("num_ctx") or s.ollama_context_length or default_context(vram_total)),
+                  info.context_length)
+        kv = kv_cache_bytes(info, ctx, parallel, kv_type)
+        needs[model] = (info.weights_bytes + kv, f"weights {_gib(info.weights_bytes)} + KV cache {_gib(kv)} "
+                                                 f"at context {ctx} x {parallel} parallel, {kv_type}")
+    knobs = "lower ollama_context_length or ollama_num_parallel, " + (
+        "" if kv_type in ("q8_0", "q4_0") else "set ollama_kv_cache_type=q8_0, ") + "or pick a smaller model"
+    problems, spread = [], False
+    if visible:
+        free = [(g.memory_total_mib - (g.memory_used_mib or 0)) * MIB * SINGLE_GPU_SHARE for g in visible]
+        for model, (need, how) in needs.items():
+            if need <= max(free):
+                continue
+            if need <= sum(free) and s.ollama_sched_spread is not False:
+                spread = True
+                continue
+            where = (f"the largest GPU has {_gib(max(free))} usable (80% of free) and all GPUs together "
+                     f"{_gib(sum(free))}")
+            fix = "set ollama_sched_spread=true, or " + knobs if need <= sum(free) else knobs
+            problems.append(f"key ollama_models, value {model!r}: needs {_gib(need)} ({how}) but {where}: {fix}")
+        return problems, spread
+    limit = memory_max_bytes(s.ollama_memory_max) or hw.mem_total_mib * MIB
+    if unified:
+        limit = min(limit, int(hw.mem_total_mib * MIB * SINGLE_GPU_SHARE))
+    loaded = s.ollama_max_loaded_models or 3 * max(len(hw.gpus), 1)
+    largest = sorted(needs.items(), key=lambda kv: kv[1][0], reverse=True)[:loaded]
+    together = sum(need for _, (need, _) in largest)
+    if together > limit:
+        detail = "; ".join(f"{m}: {_gib(n)} ({how})" for m, (n, how) in largest)
+        what = "80% of unified memory" if unified else ("MemoryMax" if s.ollama_memory_max else "RAM")
+        loaded_text = "needs" if len(largest) == 1 else f"and {len(largest) - 1} more loaded together need"
+        problems.append(f"key ollama_models, value {[m for m, _ in largest]!r}: {largest[0][0]} {loaded_text} "
+                        f"{_gib(together)} but {what} is {_gib(limit)} ({detail}): {knobs}"
+                        + (", or lower ollama_max_loaded_models" if len(largest) > 1 else ""))
+    return problems, spread

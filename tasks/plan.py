@@ -1,0 +1,132 @@
+"""A host's final settings: its data over what its hardware implies, checked against that hardware.
+
+Example (deploy code):
+    plan = plan_for(host)          # raises SettingsError listing every problem of this host
+    plan.settings.ollama_cpu_quota, plan.hardware.gpus, plan.profile
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .budget import check_budget, memory_max_bytes
+from .derive import derive
+from .hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
+from .modelinfo import ModelInfoError, fetch_model_info
+from .settings import PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, resolve, selected_models
+
+PROFILES = ("cpu_xeon", "dual_gpu", "dgx_spark")
+GPU_PROFILES = ("dual_gpu", "dgx_spark")
+# Library directories per release arch (reference §4); a value naming none of them forces CPU.
+LIBRARY_DIRS = {"x86_64": {"cuda_v12", "cuda_v13", "vulkan", "rocm_v7_2", "mlx_cuda_v13"},
+                "aarch64": {"cuda_v12", "cuda_v13", "cuda_jetpack5", "cuda_jetpack6"}}
+GPU_ONLY = ("ollama_cuda_visible_devices", "ollama_cuda_device_order", "ollama_sched_spread",
+            "ollama_gpu_overhead", "ollama_llm_library")
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    profile: str
+    hardware: Hardware
+    settings: OllamaSettings
+
+
+_PLANS: dict[str, HostPlan] = {}
+
+
+def _profile(target) -> str:
+    mine = [g for g in target.groups if g in PROFILES]
+    if len(mine) != 1:
+        where = "no profile group" if not mine else f"several profile groups ({', '.join(mine)})"
+        raise SettingsError([f"key profile, value {mine!r}: the host is in {where}; put it in exactly one of "
+                             f"{', '.join(PROFILES)}"])
+    return mine[0]
+
+
+def _hardware_problems(s: OllamaSettings, hw: Hardware, profile: str) -> list[str]:
+    problems = []
+    if s.ollama_cpu_quota and int(s.ollama_cpu_quota[:-1]) > hw.threads * 100:
+        problems.append(f"key ollama_cpu_quota, value {s.ollama_cpu_quota!r}: above the host's {hw.threads} "
+                        f"threads (at most {hw.threads * 100}%)")
+    limit = memory_max_bytes(s.ollama_memory_max)
+    if limit and limit > hw.mem_total_mib * 2**20:
+        problems.append(f"key ollama_memory_max, value {s.ollama_memory_max!r}: above the host's RAM "
+                        f"({hw.mem_total_mib / 1024:.1f} GiB)")
+    if not hw.gpus:
+        why = f"nvidia-smi fails: {hw.gpu_problem}" if hw.gpu_problem else "no nvidia-smi"
+        if profile in GPU_PROFILES:
+            problems.append(f"key profile, value {profile!r}: the profile expects NVIDIA GPUs but the host shows "
+                            f"none ({why})")
+        for key in GPU_ONLY:
+            if getattr(s, key) is not None:
+                problems.append(f"key {key}, value {getattr(s, key)!r}: does nothing on a host without "
+                                f"NVIDIA GPUs ({why})")
+        return problems
+    if s.ollama_cuda_visible_devices and s.ollama_cuda_visible_devices.strip() != "-1":
+        known = {str(g.index) for g in hw.gpus} | {g.uuid for g in hw.gpus}
+        for token in s.ollama_cuda_visible_devices.split(","):
+            if token.strip() not in known:
+                listing = ", ".join(f"{g.index}={g.name}" for g in hw.gpus)
+                problems.append(f"key ollama_cuda_visible_devices, value {s.ollama_cuda_visible_devices!r}: "
+                                f"GPU {token.strip()} does not exist on this host ({listing})")
+    arch_dirs = LIBRARY_DIRS.get(hw.arch, set())
+    if s.ollama_llm_library and s.ollama_llm_library not in arch_dirs:
+        problems.append(f"key ollama_llm_library, value {s.ollama_llm_library!r}: no such library directory in "
+                        f"the {hw.arch} release ({', '.join(sorted(arch_dirs))}); Ollama would run on the CPU")
+    unsupported = [g for g in hw.gpus if g.compute_cap == "7.2" or float(g.compute_cap or 0) < 6.0]
+    if s.ollama_kv_cache_type in QUANTIZED_KV and s.ollama_flash_attention is None and unsupported:
+        problems.append(f"key ollama_kv_cache_type, value {s.ollama_kv_cache_type!r}: {unsupported[0].name} "
+                        f"(compute {unsupported[0].compute_cap}) fails Ollama's flash attention check, so "
+                        "flash attention is off and a quantized KV cache fails to load; use f16")
+    return problems
+
+
+def _local_nvml(target, detected: Hardware) -> Hardware:
+    """On `pyinfra @local`, read the GPUs through NVML (pynvml) rather than parsing nvidia-smi."""
+    if target.name != "@local":
+        return detected
+    try:
+        import pynvml
+    except ImportError:
+        return detected
+    try:
+        return replace(detected, gpus=tuple(gpus_from_nvml(pynvml)), gpu_problem=None)
+    except pynvml.NVMLError:  # no driver or no GPU: nvidia-smi's view, and its error text, stand
+        return detected
+
+
+def settings_from(hw: Hardware, data: dict) -> OllamaSettings:
+    """The host's `ollama_*` data over what its hardware implies (also used by the testinfra suite)."""
+    return resolve({**derive(hw), **{k: v for k, v in data.items() if k.startswith(PREFIX)}})
+
+
+def hardware_of(detected: Hardware, data: dict) -> Hardware:
+    """Detected hardware with the inventory's facts_override applied."""
+    try:
+        return apply_override(detected, data.get("facts_override"))
+    except ParseError as e:
+        raise SettingsError([f"key facts_override, value {data.get('facts_override')!r}: {e}"]) from None
+
+
+def plan_for(target) -> HostPlan:
+    """Compute (once per host per run) and check the host's settings; SettingsError lists problems."""
+    if target.name in _PLANS:
+        return _PLANS[target.name]
+    data = target.data.dict()
+    profile = _profile(target)
+    hw = hardware_of(_local_nvml(target, target.get_fact(HardwareFact)), data)
+    settings = settings_from(hw, data)
+    problems = _hardware_problems(settings, hw, profile)
+    if settings.ollama_check_memory_budget and selected_models(settings) and not problems:
+        try:
+            infos = {m: fetch_model_info(m, settings.ollama_registry_url) for m in selected_models(settings)}
+        except ModelInfoError as e:
+            raise SettingsError([f"key ollama_models, value {selected_models(settings)!r}: cannot check the "
+                                 f"memory budget: {e} (set ollama_check_memory_budget=false to skip)"]) from None
+        budget, spread = check_budget(settings, hw, infos)
+        problems += budget
+        if spread and settings.ollama_sched_spread is None:
+            settings = settings.model_copy(update={"ollama_sched_spread": True})
+    if problems:
+        raise SettingsError(problems)
+    _PLANS[target.name] = HostPlan(profile, hw, settings)
+    return _PLANS[target.name]

@@ -1,0 +1,422 @@
+"""tasks/modelinfo.py against a real static registry on 127.0.0.1 (no other traffic).
+
+The registry is ``testbed.models.publish_models`` output served by http.server,
+with switches for honouring Range, redirecting blobs (as registry.ollama.ai does
+to its CDN) and counting what was sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tasks import gguf, modelinfo
+from tasks.modelinfo import (ModelInfo, ModelInfoError, fetch_model_info, kv_cache_bytes, model_info_from_kv,
+                             ollama_estimate, parse_model_name, registry_base)
+from testbed.models import CATALOG, MIB, MT_MODEL, gguf_bytes, gguf_metadata, publish_models
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """Static files; ``bytes=a-b`` / ``bytes=a-`` ranges answered with 206 unless the
+    server ignores Range; blobs optionally 307-redirected to /cdn/...; bytes sent counted."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        srv = self.server
+        srv.log.append((self.path, self.headers.get("Range")))
+        if srv.redirect_blobs and "/blobs/" in self.path and not self.path.startswith("/cdn/"):
+            self.send_response(307)
+            self.send_header("Location", "/cdn" + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        path = Path(self.translate_path(self.path.removeprefix("/cdn")))
+        if not path.is_file():
+            self.send_error(404, "File not found")
+            return
+        size = path.stat().st_size
+        start, end = 0, size - 1
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range") or "")
+        if m and srv.honour_range:
+            start = int(m.group(1))
+            end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+            if start >= size:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        sent = 0
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                left = end - start + 1
+                while left > 0:
+                    chunk = f.read(min(left, 64 * 1024))
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+                    left -= len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading: that is what the ignore-Range test wants
+        finally:
+            srv.sent.append((self.path, sent))
+
+
+class Registry:
+    def __init__(self, root: Path, honour_range: bool = True, redirect_blobs: bool = False):
+        self.root = root
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
+        self.httpd.daemon_threads = True
+        self.httpd.honour_range = honour_range
+        self.httpd.redirect_blobs = redirect_blobs
+        self.httpd.log = []
+        self.httpd.sent = []
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def blob_requests(self) -> list[tuple[str, str | None]]:
+        return [(p, r) for p, r in self.httpd.log if "/blobs/" in p and not p.startswith("/cdn")]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _manifest(root: Path, ns: str, model: str, tag: str) -> dict:
+    return json.loads((root / "v2" / ns / model / "manifests" / tag).read_bytes())
+
+
+def _publish_blob(root: Path, ns: str, model: str, tag: str, blob_path: Path) -> None:
+    """Add a one-layer model (``blob_path`` as its GGUF) to the registry layout."""
+    h = hashlib.sha256()
+    with open(blob_path, "rb") as f:
+        for chunk in iter(lambda: f.read(MIB), b""):
+            h.update(chunk)
+    digest = "sha256:" + h.hexdigest()
+    repo = root / "v2" / ns / model
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    (repo / "manifests").mkdir(parents=True, exist_ok=True)
+    blob_path.replace(repo / "blobs" / digest)
+    manifest = {"schemaVersion": 2, "mediaType": modelinfo.MT_MANIFEST,
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                           "digest": digest, "size": 0},
+                "layers": [{"mediaType": MT_MODEL, "digest": digest, "size": (repo / "blobs" / digest).stat().st_size}]}
+    (repo / "manifests" / tag).write_text(json.dumps(manifest))
+
+
+BIG_TOKENS = [f"tok_{i:07d}_padding" for i in range(200_000)]  # 8 + 20 bytes each: ~5.3 MiB of header
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registry")
+    publish_models(root)
+    # A model whose GGUF header (a big tokenizer vocabulary) is larger than the first 2 MiB range.
+    meta = {**gguf_metadata(CATALOG[0]), "tokenizer.ggml.tokens": BIG_TOKENS}
+    big = root / "big.gguf"
+    big.write_bytes(gguf_bytes(meta, 8 * MIB, seed=b"bigheader"))
+    _publish_blob(root, "testbed", "bigheader", "latest", big)
+    # A 256 MiB blob (sparse: no disk cost) to see that a server ignoring Range is not read to the end.
+    huge = root / "huge.gguf"
+    with open(huge, "wb") as f:
+        f.write(gguf_bytes(gguf_metadata(CATALOG[1])))
+        f.truncate(256 * MIB)
+    _publish_blob(root, "testbed", "huge", "latest", huge)
+    return root
+
+
+@pytest.fixture
+def registry(root):
+    modelinfo.clear_cache()
+    r = Registry(root)
+    yield r
+    r.close()
+    modelinfo.clear_cache()
+
+
+@pytest.fixture
+def plain_registry(root):
+    """A server that ignores Range (always 200 with the whole body)."""
+    modelinfo.clear_cache()
+    r = Registry(root, honour_range=False)
+    yield r
+    r.close()
+    modelinfo.clear_cache()
+
+
+# -- fetch_model_info ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", CATALOG, ids=lambda s: s.name)
+def test_catalog_models_match_their_declared_metadata(registry, root, spec):
+    layer = next(x for x in _manifest(root, spec.namespace, spec.model, spec.tag)["layers"]
+                 if x["mediaType"] == MT_MODEL)
+    meta = gguf_metadata(spec)
+    info = fetch_model_info(f"{spec.namespace}/{spec.model}", registry=registry.url)
+    assert info == ModelInfo(
+        name=f"{spec.namespace}/{spec.model}",
+        architecture=meta["general.architecture"],
+        weights_bytes=layer["size"],
+        block_count=spec.block_count,
+        head_count=spec.head_count,
+        head_count_kv=(spec.head_count_kv,) * spec.block_count,
+        embedding_length=spec.embedding_length,
+        key_length=meta["llama.attention.key_length"],
+        value_length=meta["llama.attention.value_length"],
+        context_length=spec.context_length,
+    )
+    assert info.weights_bytes == spec.target_size
+    # One small range was enough; the model was not downloaded.
+    assert registry.blob_requests() == [(f"/v2/{spec.namespace}/{spec.model}/blobs/{layer['digest']}",
+                                         f"bytes=0-{2 * MIB - 1}")]
+    assert sum(n for p, n in registry.httpd.sent if "/blobs/" in p) <= 2 * MIB
+
+
+def test_header_larger_than_first_range_is_fetched_in_growing_ranges(registry):
+    info = fetch_model_info("testbed/bigheader:latest", registry=registry.url)
+    spec = CATALOG[0]
+    assert (info.block_count, info.head_count, info.head_count_kv[0], info.context_length) == \
+        (spec.block_count, spec.head_count, spec.head_count_kv, spec.context_length)
+    assert info.weights_bytes == 8 * MIB
+    ranges = [r for _, r in registry.blob_requests()]
+    # 2 MiB first, then only the missing bytes up to the next doubling (8 MiB covers ~5.3 MiB).
+    assert ranges[0] == f"bytes=0-{2 * MIB - 1}"
+    assert len(ranges) >= 2
+    assert ranges[-1].endswith(f"-{8 * MIB - 1}")
+    starts = [int(r.split("=")[1].split("-")[0]) for r in ranges]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+
+
+def test_blob_redirect_is_followed_with_the_range(root):
+    modelinfo.clear_cache()
+    r = Registry(root, redirect_blobs=True)
+    try:
+        info = fetch_model_info("testbed/tiny", registry=r.url)
+        assert info.block_count == CATALOG[0].block_count
+        cdn = [(p, rng) for p, rng in r.httpd.log if p.startswith("/cdn/")]
+        assert len(cdn) == 1 and cdn[0][1] == f"bytes=0-{2 * MIB - 1}"
+    finally:
+        r.close()
+        modelinfo.clear_cache()
+
+
+def test_server_ignoring_range_works_and_is_not_read_to_the_end(plain_registry):
+    info = fetch_model_info("testbed/huge", registry=plain_registry.url)
+    assert info.block_count == CATALOG[1].block_count and info.weights_bytes == 256 * MIB
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any("/blobs/" in p for p, _ in plain_registry.httpd.sent):
+        time.sleep(0.05)
+    sent = [n for p, n in plain_registry.httpd.sent if "/blobs/" in p]
+    assert len(sent) == 1
+    assert sent[0] < 96 * MIB  # the client closed the connection early (kernel buffers hold a few MiB)
+
+
+def test_server_ignoring_range_with_big_header(plain_registry):
+    info = fetch_model_info("testbed/bigheader", registry=plain_registry.url)
+    assert info.block_count == CATALOG[0].block_count
+    assert len(plain_registry.blob_requests()) == 1  # kept reading the one 200 stream
+
+
+def test_unknown_model_names_model_and_404(registry):
+    with pytest.raises(ModelInfoError) as e:
+        fetch_model_info("testbed/nosuch:7b", registry=registry.url)
+    msg = str(e.value)
+    assert "testbed/nosuch:7b" in msg and "404" in msg
+    assert f"{registry.url}/v2/testbed/nosuch/manifests/7b" in msg
+
+
+def test_missing_blob_is_an_error(registry, root, tmp_path):
+    m = _manifest(root, "testbed", "tiny", "latest")
+    layer = next(x for x in m["layers"] if x["mediaType"] == MT_MODEL)
+    d = root / "v2" / "testbed" / "gone" / "manifests"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "latest").write_text(json.dumps(m))  # blobs live under testbed/tiny, not testbed/gone
+    with pytest.raises(ModelInfoError, match=r"testbed/gone.*blobs/" + layer["digest"] + ".*HTTP 404"):
+        fetch_model_info("testbed/gone", registry=registry.url)
+
+
+def test_not_gguf_is_an_error(registry, root):
+    junk = root / "junk.bin"
+    junk.write_bytes(b"NOTGGUF" + bytes(100))
+    _publish_blob(root, "testbed", "junk", "latest", junk)
+    with pytest.raises(ModelInfoError, match="not a GGUF file"):
+        fetch_model_info("testbed/junk", registry=registry.url)
+
+
+def test_truncated_header_is_an_error(registry, root):
+    whole = gguf_bytes({**gguf_metadata(CATALOG[0]), "tokenizer.ggml.tokens": BIG_TOKENS[:1000]})
+    cut = root / "cut.gguf"
+    cut.write_bytes(whole[: len(whole) // 2])
+    _publish_blob(root, "testbed", "cut", "latest", cut)
+    with pytest.raises(ModelInfoError, match="inside the GGUF header"):
+        fetch_model_info("testbed/cut", registry=registry.url)
+
+
+def test_results_are_cached_per_name_and_registry(registry):
+    a = fetch_model_info("testbed/tiny", registry=registry.url)
+    n = len(registry.httpd.log)
+    assert fetch_model_info("testbed/tiny", registry=registry.url) is a
+    assert len(registry.httpd.log) == n
+
+
+def test_explicit_host_in_the_name_is_used(registry):
+    host = registry.url.removeprefix("http://")
+    # The name's own scheme ...
+    info = fetch_model_info(f"http://{host}/testbed/tiny:latest")
+    assert info.block_count == CATALOG[0].block_count
+    # ... or the registry's when the registry is that host.
+    assert fetch_model_info(f"{host}/testbed/small", registry=registry.url).block_count == CATALOG[1].block_count
+    assert registry_base(f"{host}/testbed/small") == f"https://{host}"
+    assert registry_base("llama3.2") == "https://registry.ollama.ai"
+    assert registry_base("registry.ollama.ai/library/llama3.2", "http://mirror:5000/") == "http://mirror:5000"
+
+
+# -- memory ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny(registry):
+    return fetch_model_info("testbed/tiny", registry=registry.url)
+
+
+def test_kv_cache_bytes_from_declared_metadata(tiny):
+    spec = CATALOG[0]
+    head_dim = spec.embedding_length // spec.head_count
+    expected = 4096 * 2 * spec.block_count * spec.head_count_kv * (2 * head_dim) * 2
+    assert kv_cache_bytes(tiny, 4096, 2) == expected
+    # num_ctx is clamped to n_ctx_train before the parallel slots multiply it
+    big = spec.context_length * 4
+    assert kv_cache_bytes(tiny, big, 1) == kv_cache_bytes(tiny, spec.context_length, 1)
+    assert kv_cache_bytes(tiny, big, 3) == 3 * kv_cache_bytes(tiny, spec.context_length, 1)
+
+
+def test_kv_cache_quantized_ratios(tiny):
+    f16 = kv_cache_bytes(tiny, 8192, 2, "f16")
+    assert kv_cache_bytes(tiny, 8192, 2, "q8_0") * 64 == f16 * 34
+    assert kv_cache_bytes(tiny, 8192, 2, "q4_0") * 64 == f16 * 18
+    with pytest.raises(ValueError, match="unknown KV cache type 'q5_1'"):
+        kv_cache_bytes(tiny, 8192, 1, "q5_1")
+
+
+@pytest.mark.parametrize("spec", CATALOG, ids=lambda s: s.name)
+@pytest.mark.parametrize("num_ctx,num_parallel", [(2048, 1), (8192, 4), (10**6, 2)])
+def test_ollama_estimate_matches_the_scheduler_formula(registry, root, spec, num_ctx, num_parallel):
+    info = fetch_model_info(spec.name, registry=registry.url)
+    weights = next(x for x in _manifest(root, spec.namespace, spec.model, spec.tag)["layers"]
+                   if x["mediaType"] == MT_MODEL)["size"]
+    # llama_server.go PredictServerVRAM; numCtx = min(num_ctx, n_ctx_train) * num_parallel (sched.go)
+    ctx = min(num_ctx, spec.context_length) * num_parallel
+    expected = weights + 2 * spec.block_count * spec.head_count_kv * (spec.embedding_length // spec.head_count) * ctx * 2
+    assert ollama_estimate(info, num_ctx, num_parallel) == expected
+
+
+def test_per_layer_head_count_kv():
+    kv = {"general.architecture": "gemma", "gemma.block_count": 4, "gemma.context_length": 8192,
+          "gemma.embedding_length": 2048, "gemma.attention.head_count": 8,
+          "gemma.attention.head_count_kv": [4, 0, 2, 4], "gemma.attention.key_length": 256}
+    info = model_info_from_kv("x", kv, 1000)
+    assert info.head_count_kv == (4, 0, 2, 4)
+    assert (info.key_length, info.value_length) == (256, 2048 // 8)
+    assert kv_cache_bytes(info, 100, 1) == 100 * 10 * (256 + 256) * 2
+    # Ollama: HeadCountKVMin is 0 here, and PredictServerVRAM then uses 1
+    assert ollama_estimate(info, 100, 1) == 1000 + 2 * 4 * 1 * (2048 // 8) * 100 * 2
+
+
+def test_missing_required_key_names_it():
+    with pytest.raises(ModelInfoError, match="'m'.*llama.block_count"):
+        model_info_from_kv("m", {"general.architecture": "llama"}, 1)
+
+
+# -- gguf prefix parser ------------------------------------------------------------------------------
+
+
+def test_parse_kv_prefix_asks_for_more_bytes():
+    meta = {**gguf_metadata(CATALOG[0]), "tokenizer.ggml.tokens": BIG_TOKENS[:100]}
+    data = gguf_bytes(meta)
+    assert gguf.parse_kv_prefix(data, max_array=-1)["tokenizer.ggml.tokens"] == BIG_TOKENS[:100]
+    with pytest.raises(gguf.NeedMoreBytes) as e:
+        gguf.parse_kv_prefix(data[:10])
+    assert e.value.needed == gguf.HEADER_SIZE
+    for cut in (30, 200, len(data) // 2, len(data) - 40):
+        with pytest.raises(gguf.NeedMoreBytes) as e:
+            gguf.parse_kv_prefix(data[:cut])
+        assert cut < e.value.needed <= len(data)
+        assert isinstance(e.value, gguf.GGUFError)
+    with pytest.raises(gguf.GGUFError, match="magic"):
+        gguf.parse_kv_prefix(b"GGML" + data[4:])
+
+
+def test_parse_kv_prefix_matches_read_kv(tmp_path):
+    data = gguf_bytes(gguf_metadata(CATALOG[1]), 4096)
+    (tmp_path / "m.gguf").write_bytes(data)
+    whole = gguf.read_kv(str(tmp_path / "m.gguf"))
+    assert whole.pop("general.parameter_count") == 0
+    assert gguf.parse_kv_prefix(data) == whole
+    # arrays over max_array come back as [] from both readers (Ollama's maxArraySize)
+    short = gguf.read_kv(str(tmp_path / "m.gguf"), max_array=5)
+    assert short["tokenizer.ggml.tokens"] == [] == gguf.parse_kv_prefix(data, max_array=5)["tokenizer.ggml.tokens"]
+
+
+def test_read_kv_truncated_file_is_gguf_error(tmp_path):
+    data = gguf_bytes({**gguf_metadata(CATALOG[0]), "tokenizer.ggml.tokens": BIG_TOKENS[:2000]})
+    (tmp_path / "t.gguf").write_bytes(data[: len(data) - 100])
+    for max_array in (1024, -1):  # skipped and decoded arrays both notice the end
+        with pytest.raises(gguf.GGUFError, match="unexpected EOF"):
+            gguf.read_kv(str(tmp_path / "t.gguf"), max_array)
+
+
+# -- names -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,parts", [
+    ("llama3.2", ("registry.ollama.ai", "library", "llama3.2", "latest")),
+    ("qwen2.5-coder:7b", ("registry.ollama.ai", "library", "qwen2.5-coder", "7b")),
+    ("testbed/tiny", ("registry.ollama.ai", "testbed", "tiny", "latest")),
+    ("host:5000/ns/m:t", ("host:5000", "ns", "m", "t")),
+    ("https://example.com/ns/m", ("example.com", "ns", "m", "latest")),
+    ("registry.ollama.ai/library/Mistral:7B-instruct_q4.K", ("registry.ollama.ai", "library", "Mistral",
+                                                             "7B-instruct_q4.K")),
+    ("  llama3.2:1b\n", ("registry.ollama.ai", "library", "llama3.2", "1b")),
+])
+def test_parse_model_name_accepts(name, parts):
+    assert parse_model_name(name) == parts
+
+
+@pytest.mark.parametrize("name,reason", [
+    ("", "empty"),
+    ("   ", "empty"),
+    ("llama3.2:", "empty tag"),
+    (":7b", "empty model"),
+    ("ns/", "empty model"),
+    ("/m", "empty namespace"),
+    ("h//m", "empty namespace"),
+    ("a/b/c/d", "too many '/'-separated parts"),
+    ("bad name", "invalid character ' '"),
+    ("m:t@sha256-abc", "invalid character '@'"),
+    ("my.org/m", "namespace 'my.org' may not contain '.'"),
+    ("-m", "must start with a letter, digit or '_'"),
+    ("m:.t", "must start with a letter, digit or '_'"),
+    ("gpt-oss:20b:cloud", "model 'gpt-oss:20b' may not contain ':'"),
+    ("x" * 81, "longer than 80"),
+    ("ftp://h/ns/m", "scheme 'ftp'"),
+])
+def test_parse_model_name_rejects_with_reason(name, reason):
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        parse_model_name(name)
