@@ -110,3 +110,30 @@ def model_name_problem(name: str) -> str | None:
     except ValueError as e:
         return str(e)
     return None
+
+
+class OllamaInstallation(FactBase[dict]):
+    """The installed client's version (`ollama --version`) and the unit's state, in one round trip:
+    {"version": "0.32.15" | None, "active": "active", "enabled": "enabled", "main_pid": 1234}."""
+
+    @staticmethod
+    def default():
+        return {"version": None, "active": "inactive", "enabled": "not-found", "main_pid": 0}
+
+    def command(self, prefix="/usr/local"):
+        return (f"{prefix}/bin/ollama --version 2>&1 | grep -o 'version is [^ ]*' | tail -1 || true; "
+                "systemctl show ollama.service -p ActiveState -p UnitFileState -p MainPID 2>/dev/null || true")
+
+    def process(self, output):
+        state = self.default()
+        for line in output:
+            if line.startswith("version is "):
+                state["version"] = line.split()[-1]
+            key, _, value = line.partition("=")
+            if key == "ActiveState":
+                state["active"] = value
+            elif key == "UnitFileState":
+                state["enabled"] = value or "not-found"
+            elif key == "MainPID" and value.isdigit():
+                state["main_pid"] = int(value)
+        return state
