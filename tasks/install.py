@@ -38,5 +38,7 @@ def install_ollama():
                                cache_dir=CACHE_DIR)
     unit = files.template(name="Unit ollama.service", src="templates/ollama.service.j2",
                           dest="/etc/systemd/system/ollama.service", mode="644", user="root", group="root",
-                          prefix=settings.ollama_prefix)
+                          jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
+                          prefix=settings.ollama_prefix, home=OLLAMA_HOME, models_dir=settings.ollama_models_dir,
+                          gpu=bool(plan.hardware.gpus))
     return [binary, unit]

@@ -78,3 +78,23 @@ def test_selected_models_are_present(target):
     listed = target.host.check_output(f"OLLAMA_HOST={API} {target.settings.ollama_prefix}/bin/ollama list")
     names = {canonical_model(line.split()[0]) for line in listed.splitlines()[1:] if line.strip()}
     assert {canonical_model(m) for m in selected_models(target.settings)} <= names
+
+
+MAX_EXPOSURE = 1.2  # project standard; NixOS services.ollama scores 1.4, install.sh's unit 9.2
+
+
+def test_unit_sandbox_exposure_is_at_most_the_standard(target):
+    out = target.host.check_output("systemd-analyze security ollama.service --no-pager")
+    overall = [line for line in out.splitlines() if "Overall exposure level" in line][-1]
+    score = float(overall.split(":")[1].split()[0])
+    assert score <= MAX_EXPOSURE, overall
+
+
+def test_files_are_owned_right_and_nothing_is_world_writable(target):
+    h, s = target.host, target.settings
+    models = h.file(s.ollama_models_dir)
+    assert models.is_directory and models.user == "ollama"
+    unit = h.file("/etc/systemd/system/ollama.service")
+    assert (unit.user, unit.group, unit.mode) == ("root", "root", 0o644)
+    paths = f"/usr/share/ollama {s.ollama_models_dir} {DROPIN_DIR} {s.ollama_prefix}/lib/ollama"
+    assert h.check_output(f"find {paths} -perm -o+w ! -type l 2>/dev/null") == ""
