@@ -8,8 +8,10 @@ from tasks.models import ensure_models
 from tasks.service import apply_changes
 from tasks.smoke import smoke_test
 from tasks.validate import validate_inventory
+from tasks.verify import verify_host
 
 validate_inventory()
 apply_changes(install_ollama() + configure_ollama())
 ensure_models()
 smoke_test()
+verify_host()

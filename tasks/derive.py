@@ -20,8 +20,14 @@ def os_reserve(threads: int) -> int:
     return max(1, threads // 6)
 
 
-def derive(hw: Hardware) -> dict[str, Any]:
+GPU_PROFILES = ("dual_gpu", "dgx_spark")
+
+
+def derive(hw: Hardware, profile: str | None = None) -> dict[str, Any]:
+    """`profile` keeps a GPU host whose GPUs are not showing (driver down) from being sized as a CPU host."""
     values: dict[str, Any] = {}
+    if not hw.gpus and profile in GPU_PROFILES:
+        return values
     if not hw.gpus:
         values["ollama_cpu_quota"] = f"{(hw.threads - os_reserve(hw.threads)) * 100}%"
         # 5/8 of RAM for Ollama, the rest for the OS and page cache (seed 000: 20G of 32 GB).

@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .budget import check_budget, memory_max_bytes
-from .derive import derive
+from .derive import GPU_PROFILES, derive
 from .hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
 from .modelinfo import ModelInfoError, fetch_model_info
 from .settings import PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, resolve, selected_models
 
 PROFILES = ("cpu_xeon", "dual_gpu", "dgx_spark")
-GPU_PROFILES = ("dual_gpu", "dgx_spark")
 # Library directories per release arch (reference §4); a value naming none of them forces CPU.
 LIBRARY_DIRS = {"x86_64": {"cuda_v12", "cuda_v13", "vulkan", "rocm_v7_2", "mlx_cuda_v13"},
                 "aarch64": {"cuda_v12", "cuda_v13", "cuda_jetpack5", "cuda_jetpack6"}}
@@ -30,7 +29,7 @@ class HostPlan:
     settings: OllamaSettings
 
 
-_PLANS: dict[str, HostPlan] = {}
+_PLANS: dict[tuple[str, bool], HostPlan] = {}
 
 
 def _profile(target) -> str:
@@ -94,9 +93,9 @@ def _local_nvml(target, detected: Hardware) -> Hardware:
         return detected
 
 
-def settings_from(hw: Hardware, data: dict) -> OllamaSettings:
+def settings_from(hw: Hardware, data: dict, profile: str | None = None) -> OllamaSettings:
     """The host's `ollama_*` data over what its hardware implies (also used by the testinfra suite)."""
-    return resolve({**derive(hw), **{k: v for k, v in data.items() if k.startswith(PREFIX)}})
+    return resolve({**derive(hw, profile), **{k: v for k, v in data.items() if k.startswith(PREFIX)}})
 
 
 def hardware_of(detected: Hardware, data: dict) -> Hardware:
@@ -107,16 +106,17 @@ def hardware_of(detected: Hardware, data: dict) -> Hardware:
         raise SettingsError([f"key facts_override, value {data.get('facts_override')!r}: {e}"]) from None
 
 
-def plan_for(target) -> HostPlan:
-    """Compute (once per host per run) and check the host's settings; SettingsError lists problems."""
-    if target.name in _PLANS:
-        return _PLANS[target.name]
+def plan_for(target, check: bool = True) -> HostPlan:
+    """Compute (once per host per run) and check the host's settings; SettingsError lists problems.
+    check=False skips the hardware and budget checks (verify reports what the host actually does)."""
+    if (target.name, check) in _PLANS:
+        return _PLANS[(target.name, check)]
     data = target.data.dict()
     profile = _profile(target)
     hw = hardware_of(_local_nvml(target, target.get_fact(HardwareFact)), data)
-    settings = settings_from(hw, data)
-    problems = _hardware_problems(settings, hw, profile)
-    if settings.ollama_check_memory_budget and selected_models(settings) and not problems:
+    settings = settings_from(hw, data, profile)
+    problems = _hardware_problems(settings, hw, profile) if check else []
+    if check and settings.ollama_check_memory_budget and selected_models(settings) and not problems:
         try:
             infos = {m: fetch_model_info(m, settings.ollama_registry_url) for m in selected_models(settings)}
         except ModelInfoError as e:
@@ -128,5 +128,5 @@ def plan_for(target) -> HostPlan:
             settings = settings.model_copy(update={"ollama_sched_spread": True})
     if problems:
         raise SettingsError(problems)
-    _PLANS[target.name] = HostPlan(profile, hw, settings)
-    return _PLANS[target.name]
+    _PLANS[(target.name, check)] = HostPlan(profile, hw, settings)
+    return _PLANS[(target.name, check)]

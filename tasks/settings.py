@@ -135,6 +135,9 @@ class OllamaSettings(BaseModel):
     ollama_registry_url: str = setting(
         "https://registry.ollama.ai", "Registry the control node reads model metadata from for the memory budget.")
     ollama_check_memory_budget: bool = setting(True, "Refuse models whose weights + KV cache do not fit.")
+    ollama_targets: dict[str, float] = setting(
+        {"ttft_ms": 300, "tokens_per_s": 30, "concurrent_users": 10, "success_rate": 1.0},
+        "Benchmark targets (seed 004): TTFT at most, tokens/s at least, concurrent users served, success rate.")
 
     # Checks that need no host facts; host-dependent ones are in tasks/plan.py.
     @field_validator("ollama_keep_alive", mode="before")

@@ -10,7 +10,6 @@ Example (deploy.py):
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import time
 from pathlib import Path
@@ -20,61 +19,11 @@ from pyinfra.api import deploy
 from pyinfra.operations import python
 
 from .facts import canonical_model, tuned_name
+from .tunnel import api_connection
 from .plan import plan_for
 from .settings import selected_models
 
 REPORT_DIR = Path("reports/smoke")
-PORT = 11434
-
-
-class _ChannelReader(io.RawIOBase):
-    def __init__(self, channel):
-        self._channel = channel
-
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        data = self._channel.recv(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-
-class _ChannelSocket:
-    """The socket surface http.client uses, over a paramiko channel (whose own files cannot peek)."""
-
-    def __init__(self, channel):
-        self._channel = channel
-
-    def sendall(self, data):
-        self._channel.sendall(data)
-
-    def makefile(self, mode):
-        return io.BufferedReader(_ChannelReader(self._channel))
-
-    def close(self):
-        self._channel.close()
-
-
-class _TunnelledHTTP(http.client.HTTPConnection):
-    """HTTP over a paramiko direct-tcpip channel to the host's 127.0.0.1:PORT."""
-
-    def __init__(self, transport, port, timeout):
-        super().__init__("127.0.0.1", port, timeout=timeout)
-        self._transport = transport
-
-    def connect(self):
-        channel = self._transport.open_channel("direct-tcpip", ("127.0.0.1", self.port), ("127.0.0.1", 0),
-                                               timeout=self.timeout)
-        channel.settimeout(self.timeout)
-        self.sock = _ChannelSocket(channel)
-
-
-def _connection(target_host, timeout: float) -> http.client.HTTPConnection:
-    client = getattr(target_host.connector, "client", None)
-    if client is None:  # @local: Ollama runs on this machine
-        return http.client.HTTPConnection("127.0.0.1", PORT, timeout=timeout)
-    return _TunnelledHTTP(client.get_transport(), PORT, timeout)
 
 
 def generate_timed(conn: http.client.HTTPConnection, model: str, prompt: str) -> dict:
@@ -106,7 +55,7 @@ def generate_timed(conn: http.client.HTTPConnection, model: str, prompt: str) ->
 
 
 def _smoke(state, host, model: str, prompt: str, timeout: float):
-    conn = _connection(host, timeout)
+    conn = api_connection(host, timeout)
     try:
         result = generate_timed(conn, model, prompt)
     except (OSError, RuntimeError, ValueError, http.client.HTTPException) as e:
@@ -119,13 +68,19 @@ def _smoke(state, host, model: str, prompt: str, timeout: float):
                 f"load {result['load_ms']} ms")
 
 
-@deploy("Smoke")
-def smoke_test():
-    settings = plan_for(host).settings
+def smoke_model(settings) -> str | None:
+    """The model checks run against: the smoke model or the first selected one, tuned if it has parameters."""
     models = selected_models(settings)
     model = settings.ollama_smoke_model or (models[0] if models else None)
     if model and canonical_model(model) in {canonical_model(m) for m in settings.ollama_model_parameters}:
-        model = tuned_name(model)  # the tuning is what the smoke must exercise
+        model = tuned_name(model)  # the tuning is what the checks must exercise
+    return model
+
+
+@deploy("Smoke")
+def smoke_test():
+    settings = plan_for(host).settings
+    model = smoke_model(settings)
     if not settings.ollama_run_smoke or model is None:
         return
     python.call(name=f"Smoke: generate with {model}", function=_smoke, model=model,

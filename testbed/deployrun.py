@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from .layout import PROJECT_ROOT
 
+CHECKS = ("Smoke", "Verify")  # deploy names of the check steps
+
 
 @dataclass
 class DeployRun:
@@ -22,15 +24,16 @@ class DeployRun:
     results: dict
     stderr: str
 
-    def changed_ops(self, host: str | None = None, include_smoke: bool = False) -> list[tuple[str, str]]:
-        """(operation name, host) pairs that changed something; the smoke is a check, not a change."""
+    def changed_ops(self, host: str | None = None, include_checks: bool = False) -> list[tuple[str, str]]:
+        """(operation name, host) pairs that changed something. The smoke and verify steps are checks,
+        not changes (pyinfra counts every python.call as a change)."""
         return [(op["name"], h) for op in self.results.get("operations", []) for h in op.get("success", [])
-                if (include_smoke or not op["name"].startswith("Smoke")) and (host is None or h == host)]
+                if (include_checks or not op["name"].startswith(CHECKS)) and (host is None or h == host)]
 
 
-def run_deploy(inventory, *extra: str, timeout: float = 600) -> DeployRun:
+def run_deploy(inventory, *extra: str, timeout: float = 600, deploy_file: str = "deploy.py") -> DeployRun:
     started = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "pyinfra", "-y", "--json", str(inventory), "deploy.py", *extra],
+    p = subprocess.run([sys.executable, "-m", "pyinfra", "-y", "--json", str(inventory), deploy_file, *extra],
                        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=timeout)
     seconds = time.monotonic() - started
     try:

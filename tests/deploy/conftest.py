@@ -6,6 +6,7 @@ import os
 import pytest
 
 from testbed import core
+from testbed.deployrun import run_deploy
 from testbed.layout import Testbed
 
 
@@ -19,3 +20,9 @@ def deploy_testbed():
     yield tb
     if not os.environ.get("TESTBED_KEEP"):
         core.down(tb)
+
+
+@pytest.fixture(scope="session")
+def first_run(deploy_testbed):
+    """The first deploy to the bare hosts (the converge tests check it; later tests start converged)."""
+    return run_deploy(deploy_testbed.inventory_path)

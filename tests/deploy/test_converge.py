@@ -18,11 +18,6 @@ def main_pids(tb):
     return out
 
 
-@pytest.fixture(scope="module")
-def first_run(deploy_testbed):
-    return run_deploy(deploy_testbed.inventory_path)
-
-
 def test_fresh_deploy_converges_every_host(deploy_testbed, first_run):
     assert first_run.rc == 0, first_run.stderr[-3000:]
     assert first_run.results["failed_hosts"] == []

@@ -73,3 +73,9 @@ def test_local_runs_ask_nvml_and_keep_nvidia_smi_view_without_a_driver():
     cpu = machine("cpu_xeon")
     assert _local_nvml(SimpleNamespace(name="@local"), cpu) == cpu
     assert _local_nvml(SimpleNamespace(name="gpu-box"), hw) is hw  # remote hosts: nvidia-smi only
+
+
+def test_gpu_profile_host_with_gpus_gone_is_not_sized_as_a_cpu_host():
+    # Driver down: nvidia-smi fails, but the host is still a GPU host; no CPU limits appear.
+    assert derive(machine("dual_gpu", gpu_problem="driver"), "dual_gpu") == {}
+    assert "ollama_cpu_quota" in derive(machine("dual_gpu"), "cpu_xeon")

@@ -1,0 +1,160 @@
+"""Proof, per host, that the deploy took effect: each setting as systemd and Ollama itself see it,
+which compute Ollama found, how much of each loaded model sits on the GPU, and the unit's sandbox
+score. Runs at the end of deploy.py and on its own: `pyinfra -y inventory/prod.py verify.py`.
+
+A setting written but not seen, an OLLAMA_* variable Ollama does not read, or a GPU host running on
+the CPU fails the host, naming what and the likely cause. Results: reports/verify/<host>.json.
+
+Example (deploy code):
+    verify_host()
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+from pyinfra import host, logger
+from pyinfra.api import deploy
+from pyinfra.operations import python
+
+from .budget import memory_max_bytes
+from .goparse import go_format_duration, ollama_bool, parse_keep_alive
+from .plan import GPU_PROFILES, HostPlan, plan_for
+from .settings import dropins
+from .smoke import smoke_model
+
+REPORT_DIR = Path("reports/verify")
+API = "http://127.0.0.1:11434"
+SUSPEND_HINT = ("after suspend/resume the NVIDIA UVM module can lose its state: "
+                "`rmmod nvidia_uvm && modprobe nvidia_uvm`, then restart ollama (seed 003)")
+
+
+def parse_server_config(line: str) -> dict[str, str]:
+    """The env map of Ollama's `server config` log line: map[K:V K:[a b] ...] -> {K: V}."""
+    m = re.search(r'env="map\[(.*)\]"', line)
+    if not m:
+        return {}
+    tokens, depth, current = [], 0, ""
+    for ch in m.group(1):  # split on spaces outside [...] (list values contain spaces)
+        depth += (ch == "[") - (ch == "]")
+        if ch == " " and depth == 0:
+            tokens.append(current)
+            current = ""
+        else:
+            current += ch
+    tokens.append(current)
+    return dict(t.split(":", 1) for t in tokens if ":" in t)
+
+
+def logged_form(env: str, raw: str) -> str:
+    """How Ollama prints a value in `server config` (envconfig.Values: parsed, then %v)."""
+    if env == "OLLAMA_KEEP_ALIVE":
+        return go_format_duration(parse_keep_alive(raw))
+    if raw in ("true", "false"):
+        return "true" if ollama_bool(raw) else "false"
+    return str(int(raw)) if raw.isdigit() else raw
+
+
+def _run(target, command: str) -> str:
+    ok, output = target.run_shell_command(command)
+    return "\n".join(output.stdout_lines) if ok else ""
+
+
+def check_settings(plan: HostPlan, environment: list[str], logged: dict[str, str], shown: dict[str, str]) -> list[dict]:
+    """One check per intended line, plus one per OLLAMA_* variable Ollama ignores."""
+    checks = []
+    for lines in dropins(plan.settings).values():
+        for line in lines:
+            if line.directive != "Environment":
+                seen = shown.get("CPUQuotaPerSecUSec" if line.directive == "CPUQuota" else line.directive, "")
+                want = (f"{int(line.value[:-1]) / 100:g}s" if line.directive == "CPUQuota" else
+                        str(memory_max_bytes(line.value)) if line.directive == "MemoryMax" else line.value)
+                checks.append({"setting": line.directive, "want": want, "seen": seen, "ok": seen == want,
+                               "where": "systemctl show"})
+                continue
+            env, raw = line.value.split("=", 1)
+            in_systemd = line.value in environment
+            if env in logged:
+                want = logged_form(env, raw)
+                ok = in_systemd and logged[env].lower() == want.lower()
+                checks.append({"setting": env, "want": want, "seen": logged[env], "ok": ok,
+                               "where": "systemctl show + Ollama server config"})
+            else:  # not in Ollama's map (e.g. CUDA_DEVICE_ORDER, read by the CUDA runtime)
+                checks.append({"setting": env, "want": raw, "seen": raw if in_systemd else "", "ok": in_systemd,
+                               "where": "systemctl show (Ollama does not log it)"})
+    for item in environment:
+        name = item.split("=", 1)[0]
+        if name.startswith("OLLAMA_") and logged and name not in logged:
+            checks.append({"setting": name, "want": "a variable Ollama reads", "seen": item, "ok": False,
+                           "where": "not in Ollama's server config: Ollama never reads it"})
+    return checks
+
+
+def check_compute(plan: HostPlan, journal: str, ps: dict) -> list[dict]:
+    """GPUs Ollama reported at start, and each loaded model's share in VRAM."""
+    compute = re.findall(r'msg="inference compute" .*?library=(\S+)', journal)
+    wants_gpu = ((plan.profile in GPU_PROFILES or bool(plan.hardware.gpus))
+                 and (plan.settings.ollama_cuda_visible_devices or "").strip() != "-1")
+    checks = []
+    if wants_gpu:
+        on_gpu = any(lib.lower() not in ("cpu",) for lib in compute)
+        cause = ""
+        if not on_gpu:
+            if "failure during llama-server GPU discovery" in journal or plan.hardware.gpu_problem:
+                driver = f"nvidia-smi: {plan.hardware.gpu_problem}; " if plan.hardware.gpu_problem else ""
+                cause = f"GPU discovery failed ({driver}{SUSPEND_HINT})"
+            elif plan.settings.ollama_llm_library:
+                cause = f"OLLAMA_LLM_LIBRARY={plan.settings.ollama_llm_library} matched no usable GPU library"
+            else:
+                cause = "no GPU was discovered: check nvidia-smi, the driver and " + SUSPEND_HINT
+        checks.append({"setting": "inference compute", "want": "GPU", "seen": ",".join(compute) or "nothing logged",
+                       "ok": on_gpu, "where": "Ollama start-up log", "cause": cause})
+    for model in ps.get("models", []):
+        size, vram = model.get("size", 0), model.get("size_vram", 0)
+        where = "full GPU" if size and vram >= size else "partial GPU" if vram else "CPU"
+        # Partial offload serves (slower) and is reported; all-CPU on a GPU host is the failure.
+        checks.append({"setting": f"offload {model['name']}", "want": "full GPU" if wants_gpu else "CPU",
+                       "seen": f"{where} ({vram}/{size} bytes in VRAM)", "ok": (where != "CPU") == wants_gpu,
+                       "where": "/api/ps size_vram"})
+    return checks
+
+
+def _verify(state, host, plan: HostPlan):
+    show = _run(host, "systemctl show ollama.service -p Environment -p CPUQuotaPerSecUSec -p CPUWeight "
+                      "-p MemoryMax -p InvocationID")
+    shown = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
+    environment = shown.get("Environment", "").split()
+    journal = _run(host, f"journalctl _SYSTEMD_INVOCATION_ID={shown.get('InvocationID', 'none')} -o cat --no-pager")
+    config_lines = [line for line in journal.splitlines() if 'msg="server config"' in line]
+    logged = parse_server_config(config_lines[-1]) if config_lines else {}
+    model = smoke_model(plan.settings)
+    if model:  # make sure the checked model is loaded, so /api/ps shows where it sits
+        body = json.dumps({"model": model, "prompt": "", "keep_alive": "5m"})
+        _run(host, f"curl -fsS --max-time 120 {API}/api/generate -d {shlex.quote(body)} >/dev/null")
+    ps = json.loads(_run(host, f"curl -fsS --max-time 5 {API}/api/ps") or "{}")
+    score = re.search(r"Overall exposure level for \S+: ([0-9.]+)",
+                      _run(host, "systemd-analyze security ollama.service --no-pager 2>/dev/null | tail -1"))
+    checks = check_settings(plan, environment, logged, shown) + check_compute(plan, journal, ps)
+    if not logged:
+        checks.append({"setting": "server config", "want": "logged since the last start", "seen": "absent",
+                       "ok": False, "where": "journal"})
+    report = {"host": host.name, "profile": plan.profile, "exposure": float(score.group(1)) if score else None,
+              "checks": checks, "ok": all(c["ok"] for c in checks)}
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    (REPORT_DIR / f"{host.name}.json").write_text(json.dumps(report, indent=2))
+    failed = [c for c in checks if not c["ok"]]
+    logger.info(f"[{host.name}] verify: {len(checks) - len(failed)}/{len(checks)} checks passed, "
+                f"unit exposure {report['exposure']}")
+    if failed:
+        raise RuntimeError(f"verify failed on {host.name}: " + "; ".join(
+            f"{c['setting']}: want {c['want']}, seen {c['seen']} ({c['where']}){' - ' + c['cause'] if c.get('cause') else ''}"
+            for c in failed))
+
+
+@deploy("Verify")
+def verify_host():
+    # Unchecked plan: a host whose GPUs vanished must be verified (and fail with the cause), not refused.
+    plan = plan_for(host, check=False)
+    python.call(name="Verify: settings seen by systemd and Ollama, GPU offload, sandbox", function=_verify, plan=plan)

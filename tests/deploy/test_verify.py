@@ -1,0 +1,66 @@
+"""verify.py proves settings took effect, and fails naming what did not."""
+import json
+import subprocess
+
+import pytest
+
+from testbed.deployrun import PROJECT_ROOT, run_deploy
+
+
+def _ssh(tb, host, command):
+    return subprocess.run(["ssh", "-F", str(tb.ssh_config), host, command], capture_output=True, text=True, timeout=60)
+
+
+def _verify(tb, *extra):
+    return run_deploy(tb.inventory_path, *extra, deploy_file="verify.py")
+
+
+def test_verify_passes_on_every_converged_host(deploy_testbed, first_run):
+    assert first_run.rc == 0, first_run.stderr[-3000:]
+    run = _verify(deploy_testbed)
+    assert run.rc == 0, run.stderr[-3000:]
+    for h in deploy_testbed.hosts:
+        report = json.loads((PROJECT_ROOT / "reports/verify" / f"{h.name}.json").read_text())
+        assert report["ok"] and report["exposure"] <= 1.2
+        seen = {c["setting"] for c in report["checks"]}
+        assert "OLLAMA_KEEP_ALIVE" in seen or "OLLAMA_NUM_PARALLEL" in seen  # settings really checked
+        if h.profile != "cpu_xeon":
+            assert any(c["setting"] == "inference compute" and c["ok"] for c in report["checks"])
+
+
+@pytest.fixture
+def manual_dropin(deploy_testbed):
+    """An operator's hand-written drop-in setting a variable Ollama never reads (seed 001's)."""
+    host = next(h for h in deploy_testbed.hosts if h.profile == "dgx_spark").name
+    path = "/etc/systemd/system/ollama.service.d/zz-manual.conf"
+    _ssh(deploy_testbed, host, f"printf '[Service]\\nEnvironment=OLLAMA_NUM_THREADS=16\\n' > {path}; "
+                               "systemctl daemon-reload; systemctl restart ollama")
+    yield host
+    _ssh(deploy_testbed, host, f"rm -f {path}; systemctl daemon-reload; systemctl restart ollama")
+
+
+def test_verify_names_a_variable_ollama_ignores(deploy_testbed, first_run, manual_dropin):
+    run = _verify(deploy_testbed, "--limit", manual_dropin)
+    assert run.rc != 0
+    assert f"verify failed on {manual_dropin}: OLLAMA_NUM_THREADS" in run.stderr
+    assert "Ollama never reads it" in run.stderr
+
+
+@pytest.fixture
+def gpu_lost(deploy_testbed):
+    """The GPU host's driver stops answering (as after a bad suspend/resume); Ollama restarts."""
+    host = next(h for h in deploy_testbed.hosts if h.profile == "dual_gpu").name
+    _ssh(deploy_testbed, host, "mkdir -p /run/nvidia-smi-replay && touch /run/nvidia-smi-replay/fail && "
+                               "systemctl restart ollama")
+    yield host
+    _ssh(deploy_testbed, host, "rm -f /run/nvidia-smi-replay/fail; systemctl restart ollama")
+
+
+def test_verify_says_a_gpu_host_fell_back_to_cpu_and_why(deploy_testbed, first_run, gpu_lost):
+    run = _verify(deploy_testbed, "--limit", gpu_lost)
+    assert run.rc != 0
+    assert f"verify failed on {gpu_lost}: inference compute: want GPU, seen cpu" in run.stderr
+    assert "GPU discovery failed" in run.stderr and "nvidia_uvm" in run.stderr
+    report = json.loads((PROJECT_ROOT / "reports/verify" / f"{gpu_lost}.json").read_text())
+    offload = [c for c in report["checks"] if c["setting"].startswith("offload")]
+    assert offload and all(c["seen"].startswith("CPU") and not c["ok"] for c in offload)

@@ -1,0 +1,9 @@
+"""Check that each host's settings took effect, without changing anything.
+
+    pyinfra -y inventory/prod.py verify.py
+"""
+from tasks.verify import verify_host
+
+# No validate_inventory(): verify changes nothing, and must report a host whose hardware no longer
+# matches its profile (a GPU host fallen back to CPU) instead of refusing it.
+verify_host()
