@@ -3,6 +3,7 @@
     pyinfra -y inventory/prod.py deploy.py
 """
 from tasks.configure import configure_ollama
+from tasks.firewall import firewall
 from tasks.install import install_ollama
 from tasks.models import ensure_models
 from tasks.service import apply_changes
@@ -11,7 +12,9 @@ from tasks.validate import validate_inventory
 from tasks.verify import verify_host
 
 validate_inventory()
-apply_changes(install_ollama() + configure_ollama())
+changes = install_ollama() + configure_ollama()
+firewall()
+apply_changes(changes)
 ensure_models()
 smoke_test()
 verify_host()

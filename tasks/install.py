@@ -13,6 +13,7 @@ from pyinfra.operations import files, server
 from .facts import InstalledRelease
 from .operations import release_installed
 from .release import CACHE_DIR, artifact_for
+from .settings import listens_on_loopback
 from .plan import plan_for
 
 OLLAMA_HOME = "/usr/share/ollama"
@@ -40,5 +41,5 @@ def install_ollama():
                           dest="/etc/systemd/system/ollama.service", mode="644", user="root", group="root",
                           jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
                           prefix=settings.ollama_prefix, home=OLLAMA_HOME, models_dir=settings.ollama_models_dir,
-                          gpu=bool(plan.hardware.gpus))
+                          gpu=bool(plan.hardware.gpus), firewall=not listens_on_loopback(settings.ollama_host))
     return [binary, unit]

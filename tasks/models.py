@@ -10,21 +10,21 @@ from pyinfra.api import deploy
 
 from .facts import OllamaModels, canonical_model, tuned_name
 from .operations import model_absent, model_pulled, model_tuned
-from .service import API
 from .plan import plan_for
-from .settings import selected_models
+from .settings import api_url, selected_models
 
 
 @deploy("Models")
 def ensure_models():
     settings = plan_for(host).settings
     ollama = f"{settings.ollama_prefix}/bin/ollama"
+    api = api_url(settings)
     models = selected_models(settings)
     for model in models:
-        model_pulled(name=f"Model {model}", model=model, api=API, ollama=ollama)
+        model_pulled(name=f"Model {model}", model=model, api=api, ollama=ollama)
     for model, parameters in settings.ollama_model_parameters.items():
-        model_tuned(name=f"Tuned {model}", model=model, parameters=parameters, api=API)
+        model_tuned(name=f"Tuned {model}", model=model, parameters=parameters, api=api)
     if settings.ollama_prune_models:
         wanted = {canonical_model(m) for m in models} | {tuned_name(m) for m in settings.ollama_model_parameters}
-        for model in sorted(host.get_fact(OllamaModels, api=API) - wanted):
-            model_absent(name=f"Remove unlisted model {model}", model=model, api=API, ollama=ollama)
+        for model in sorted(host.get_fact(OllamaModels, api=api) - wanted):
+            model_absent(name=f"Remove unlisted model {model}", model=model, api=api, ollama=ollama)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import shlex
+from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
+from pyinfra.operations import files
 
 from .facts import (RELEASE_MARKER, InstalledRelease, OllamaModelParameters, OllamaModels, OllamaVersion,
                     canonical_model, tuned_name)
@@ -154,3 +156,24 @@ def model_tuned(model: str, parameters: dict, api: str = "http://127.0.0.1:11434
     yield StringCommand("sh", "-c", shlex.quote(
         f"curl -fsS -X POST {api}/api/create -d {shlex.quote(body)} | grep -q '\"status\":\"success\"' || "
         f"{{ echo 'ollama-deploy: creating {tuned} failed' >&2; exit 1; }}"))
+
+
+@operation()
+def file_content(path: str, content: str | None):
+    """
+    Make the root-owned file at `path` hold exactly `content` (mode 644), or remove it when `content` is None.
+
+    One operation for both cases, so every host runs the same operations in the same order
+    (pyinfra orders operations across hosts; per-host branches between two operations cycle).
+
+    **Example:**
+
+    .. code:: python
+
+        file_content(name="Drop-in performance.conf", path="/etc/systemd/system/ollama.service.d/performance.conf",
+               content="[Service]\\nEnvironment=\\"OLLAMA_KEEP_ALIVE=1h\\"\\n")
+    """
+    if content is None:
+        yield from files.file._inner(path=path, present=False)
+    else:
+        yield from files.put._inner(src=StringIO(content), dest=path, user="root", group="root", mode="644")

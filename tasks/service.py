@@ -12,9 +12,7 @@ from pyinfra.operations.util import any_changed
 
 from .operations import api_answers
 from .plan import plan_for
-
-API = "http://127.0.0.1:11434"
-
+from .settings import api_url
 
 @deploy("Apply")
 def apply_changes(changes):
@@ -23,4 +21,4 @@ def apply_changes(changes):
     systemd.service(name="Reload systemd, restart Ollama (something changed)", service="ollama.service",
                     running=True, restarted=True, daemon_reload=True, _if=any_changed(*changes))
     systemd.service(name="Ollama enabled and running", service="ollama.service", running=True, enabled=True)
-    api_answers(name="Ollama API answers", api=API, timeout=settings.ollama_api_timeout)
+    api_answers(name="Ollama API answers", api=api_url(settings), timeout=settings.ollama_api_timeout)

@@ -11,6 +11,7 @@ Example:
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .facts import canonical_model, model_name_problem
-from .goparse import OPTION_KINDS, format_params, go_parse_duration, go_parse_int
+from .goparse import OPTION_KINDS, connectable_host, format_params, go_parse_duration, go_parse_int, ollama_host
 
 PREFIX = "ollama_"
 QUANTIZED_KV = ("q8_0", "q4_0")
@@ -36,7 +37,7 @@ PLACEBOS = {
 }
 DROPIN_DIR = "/etc/systemd/system/ollama.service.d"
 # Every drop-in this tool may write: one that a host no longer needs is removed.
-DROPIN_FILES = ("performance.conf", "10-gpu.conf", "resources.conf", "models-path.conf")
+DROPIN_FILES = ("performance.conf", "10-gpu.conf", "resources.conf", "listen.conf", "models-path.conf")
 DEFAULT_MODELS_DIR = "/usr/share/ollama/.ollama/models"  # Ollama's default under the ollama user's HOME
 
 
@@ -114,6 +115,19 @@ class OllamaSettings(BaseModel):
     ollama_memory_max: str | None = setting(
         None, "systemd MemoryMax, e.g. 20G (derived on CPU hosts: 5/8 of RAM).",
         dropin="resources.conf", directive="MemoryMax", unit="bytes, K/M/G/T suffix (1024-based)")
+
+    # listen.conf and the firewall: Ollama's API has no authentication, so it stays on loopback
+    # unless an allowlist of client networks comes with the address.
+    ollama_host: str | None = setting(
+        None, "Address Ollama listens on ([scheme://]host[:port]); unset is 127.0.0.1:11434. A non-loopback "
+              "address needs ollama_allowed_networks.", dropin="listen.conf", env="OLLAMA_HOST", ollama_reads=True)
+    ollama_allowed_networks: list[str] = setting(
+        [], "Client networks (CIDR) admitted by an nftables rule when Ollama listens beyond loopback; "
+            "all other sources are dropped.")
+    ollama_origins: list[str] | None = setting(
+        None, "Extra browser origins Ollama accepts (appended to its localhost defaults); '*' needs "
+              "ollama_allow_any_origin.", dropin="listen.conf", env="OLLAMA_ORIGINS", ollama_reads=True)
+    ollama_allow_any_origin: bool = setting(False, "Allow OLLAMA_ORIGINS='*' (any web page may call the API).")
 
     # models-path.conf
     ollama_models_dir: str = setting(
@@ -251,17 +265,66 @@ class OllamaSettings(BaseModel):
                 raise ValueError(f"{model}: {e} (known: {', '.join(sorted(OPTION_KINDS))})") from None
         return v
 
+    @field_validator("ollama_host")
+    @classmethod
+    def _host(cls, v):
+        if v is not None and ollama_host(v).port_invalid:
+            raise ValueError("Ollama cannot parse the port and would silently listen on 11434")
+        return v
+
+    @field_validator("ollama_allowed_networks")
+    @classmethod
+    def _networks(cls, v):
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not a network (CIDR such as 10.0.0.0/24)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _exposure(self):
+        exposed = not listens_on_loopback(self.ollama_host)
+        if exposed and not self.ollama_allowed_networks:
+            raise ValueError(f"key ollama_host, value {self.ollama_host!r}: the API has no authentication; "
+                             "listening beyond loopback needs ollama_allowed_networks (the client networks to admit)")
+        if not exposed and self.ollama_allowed_networks:
+            raise ValueError(f"key ollama_allowed_networks, value {self.ollama_allowed_networks!r}: does nothing "
+                             "while Ollama listens on loopback (set ollama_host)")
+        if "*" in (self.ollama_origins or []) and not self.ollama_allow_any_origin:
+            raise ValueError(f"key ollama_origins, value {self.ollama_origins!r}: '*' lets any web page call the "
+                             "API; set ollama_allow_any_origin=true if that is really meant")
+        return self
+
     @model_validator(mode="after")
     def _combinations(self):
         if self.ollama_kv_cache_type in QUANTIZED_KV and self.ollama_flash_attention is False:
-            raise ValueError(f"ollama_kv_cache_type={self.ollama_kv_cache_type} with ollama_flash_attention=False: "
-                             "llama.cpp refuses a quantized V cache without flash attention, so every model load "
-                             "fails; enable flash attention or use f16")
+            raise ValueError(f"key ollama_kv_cache_type, value {self.ollama_kv_cache_type!r}: with "
+                             "ollama_flash_attention=False llama.cpp refuses a quantized V cache without flash "
+                             "attention, so every model load fails; enable flash attention or use f16")
         models = {canonical_model(m) for m in self.ollama_models + self.ollama_extra_models}
         for model in self.ollama_model_parameters:
             if canonical_model(model) not in models:
-                raise ValueError(f"ollama_model_parameters names {model!r}, which is not in ollama_models")
+                raise ValueError(f"key ollama_model_parameters, value {self.ollama_model_parameters!r}: names "
+                                 f"{model!r}, which is not in ollama_models")
         return self
+
+
+def listens_on_loopback(raw: str | None) -> bool:
+    """Whether OLLAMA_HOST (as Ollama parses it) binds only loopback; "" and 0.0.0.0 bind everything."""
+    host = ollama_host(raw).host
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name or "": all interfaces or a resolved address
+
+
+def api_url(settings: OllamaSettings) -> str:
+    """Where the deploy reaches Ollama on the host itself (0.0.0.0 becomes 127.0.0.1, as Ollama's client does)."""
+    h = connectable_host(settings.ollama_host)
+    return f"http://{h.hostport}"
 
 
 def selected_models(settings: OllamaSettings) -> list[str]:
@@ -311,6 +374,8 @@ class DropinLine:
 
 
 def _format(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(value)  # OLLAMA_ORIGINS is a comma list
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 

@@ -21,7 +21,7 @@ from pyinfra.operations import python
 from .facts import canonical_model, tuned_name
 from .tunnel import api_connection
 from .plan import plan_for
-from .settings import selected_models
+from .settings import api_url, selected_models
 
 REPORT_DIR = Path("reports/smoke")
 
@@ -54,8 +54,8 @@ def generate_timed(conn: http.client.HTTPConnection, model: str, prompt: str) ->
             "total_ms": round(final.get("total_duration", 0) / 1e6, 1), "response": "".join(text)[:200]}
 
 
-def _smoke(state, host, model: str, prompt: str, timeout: float):
-    conn = api_connection(host, timeout)
+def _smoke(state, host, model: str, prompt: str, timeout: float, api: str):
+    conn = api_connection(host, timeout, api)
     try:
         result = generate_timed(conn, model, prompt)
     except (OSError, RuntimeError, ValueError, http.client.HTTPException) as e:
@@ -84,4 +84,4 @@ def smoke_test():
     if not settings.ollama_run_smoke or model is None:
         return
     python.call(name=f"Smoke: generate with {model}", function=_smoke, model=model,
-                prompt=settings.ollama_smoke_prompt, timeout=float(settings.ollama_api_timeout))
+                prompt=settings.ollama_smoke_prompt, timeout=float(settings.ollama_api_timeout), api=api_url(settings))

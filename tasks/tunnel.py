@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import io
 import os
+from urllib.parse import urlsplit
 
 import paramiko
 
@@ -49,23 +50,24 @@ class _ChannelSocket:
 class TunnelledHTTP(http.client.HTTPConnection):
     """HTTP over a paramiko direct-tcpip channel to the host's 127.0.0.1:PORT."""
 
-    def __init__(self, transport, port, timeout):
-        super().__init__("127.0.0.1", port, timeout=timeout)
+    def __init__(self, transport, port, timeout, remote_host="127.0.0.1"):
+        super().__init__(remote_host, port, timeout=timeout)
         self._transport = transport
 
     def connect(self):
-        channel = self._transport.open_channel("direct-tcpip", ("127.0.0.1", self.port), ("127.0.0.1", 0),
+        channel = self._transport.open_channel("direct-tcpip", (self.host, self.port), ("127.0.0.1", 0),
                                                timeout=self.timeout)
         channel.settimeout(self.timeout)
         self.sock = _ChannelSocket(channel)
 
 
-def api_connection(target_host, timeout: float, port: int = PORT) -> http.client.HTTPConnection:
-    """An HTTP connection to Ollama on a pyinfra host, through that host's SSH connection."""
+def api_connection(target_host, timeout: float, api: str = f"http://127.0.0.1:{PORT}") -> http.client.HTTPConnection:
+    """An HTTP connection to Ollama at `api` as seen from a pyinfra host, through its SSH connection."""
+    address = urlsplit(api)
     client = getattr(target_host.connector, "client", None)
     if client is None:  # @local: Ollama runs on this machine
-        return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    return TunnelledHTTP(client.get_transport(), port, timeout)
+        return http.client.HTTPConnection(address.hostname, address.port, timeout=timeout)
+    return TunnelledHTTP(client.get_transport(), address.port, timeout, address.hostname)
 
 
 def ssh_client(name: str, ssh_config_file: str | None = None) -> paramiko.SSHClient:

@@ -20,13 +20,12 @@ from pyinfra.api import deploy
 from pyinfra.operations import python
 
 from .budget import memory_max_bytes
-from .goparse import go_format_duration, ollama_bool, parse_keep_alive
+from .goparse import go_format_duration, ollama_bool, ollama_host, parse_keep_alive
 from .plan import GPU_PROFILES, HostPlan, plan_for
-from .settings import dropins
+from .settings import api_url, dropins
 from .smoke import smoke_model
 
 REPORT_DIR = Path("reports/verify")
-API = "http://127.0.0.1:11434"
 SUSPEND_HINT = ("after suspend/resume the NVIDIA UVM module can lose its state: "
                 "`rmmod nvidia_uvm && modprobe nvidia_uvm`, then restart ollama (seed 003)")
 
@@ -52,6 +51,8 @@ def logged_form(env: str, raw: str) -> str:
     """How Ollama prints a value in `server config` (envconfig.Values: parsed, then %v)."""
     if env == "OLLAMA_KEEP_ALIVE":
         return go_format_duration(parse_keep_alive(raw))
+    if env == "OLLAMA_HOST":
+        return ollama_host(raw).url
     if raw in ("true", "false"):
         return "true" if ollama_bool(raw) else "false"
     return str(int(raw)) if raw.isdigit() else raw
@@ -78,7 +79,10 @@ def check_settings(plan: HostPlan, environment: list[str], logged: dict[str, str
             in_systemd = line.value in environment
             if env in logged:
                 want = logged_form(env, raw)
-                ok = in_systemd and logged[env].lower() == want.lower()
+                if env == "OLLAMA_ORIGINS":  # printed as the whole list, Ollama's defaults included
+                    ok = in_systemd and set(raw.split(",")) <= set(logged[env].strip("[]").split())
+                else:
+                    ok = in_systemd and logged[env].lower() == want.lower()
                 checks.append({"setting": env, "want": want, "seen": logged[env], "ok": ok,
                                "where": "systemctl show + Ollama server config"})
             else:  # not in Ollama's map (e.g. CUDA_DEVICE_ORDER, read by the CUDA runtime)
@@ -130,10 +134,11 @@ def _verify(state, host, plan: HostPlan):
     config_lines = [line for line in journal.splitlines() if 'msg="server config"' in line]
     logged = parse_server_config(config_lines[-1]) if config_lines else {}
     model = smoke_model(plan.settings)
+    api = api_url(plan.settings)
     if model:  # make sure the checked model is loaded, so /api/ps shows where it sits
         body = json.dumps({"model": model, "prompt": "", "keep_alive": "5m"})
-        _run(host, f"curl -fsS --max-time 120 {API}/api/generate -d {shlex.quote(body)} >/dev/null")
-    ps = json.loads(_run(host, f"curl -fsS --max-time 5 {API}/api/ps") or "{}")
+        _run(host, f"curl -fsS --max-time 120 {api}/api/generate -d {shlex.quote(body)} >/dev/null")
+    ps = json.loads(_run(host, f"curl -fsS --max-time 5 {api}/api/ps") or "{}")
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)",
                       _run(host, "systemd-analyze security ollama.service --no-pager 2>/dev/null | tail -1"))
     checks = check_settings(plan, environment, logged, shown) + check_compute(plan, journal, ps)

@@ -140,7 +140,9 @@ def boot(host: Host) -> int:
     log = open(host.console_log, "ab")
     cmd = ["systemd-nspawn", "--register=no", "--keep-unit", "--quiet", "-b",
            "-D", str(host.root), f"--machine={host.machine}", f"--hostname={host.name}",
-           f"--network-namespace-path=/run/netns/{host.netns}", "--console=read-only"]
+           f"--network-namespace-path=/run/netns/{host.netns}", "--console=read-only",
+           # The namespace is the host's own, so it may manage its firewall (nftables) like a real one.
+           "--capability=CAP_NET_ADMIN"]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                             preexec_fn=enter_cgroups)
     (host.dir / "nspawn.pid").write_text(f"{proc.pid}\n")

@@ -19,7 +19,7 @@ from .layout import CACHE_ROOT, TestbedError
 
 SUITE = "bookworm"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2",
-            "curl", "ca-certificates", "sudo", "zstd")
+            "curl", "ca-certificates", "sudo", "zstd", "nftables")
 # Bump when the preparation below changes, so stale caches are rebuilt rather than reused.
 PREPARE_REVISION = "3"
 

@@ -36,6 +36,8 @@ CASES = [
     ('ollama_models=["Bad Name!"]', "ollama_models", "['Bad Name!']", "model 'Bad Name!'", ALL),
     ("ollama_kv_cache_type=q9_9", "ollama_kv_cache_type", "'q9_9'", "'f16', 'q8_0' or 'q4_0'", ALL),
     (("ollama_context_length=131072", "ollama_num_parallel=64"), "ollama_models", "", "needs", ALL),
+    ("ollama_host=0.0.0.0", "ollama_host", "'0.0.0.0'", "needs ollama_allowed_networks", ALL),
+    ('ollama_origins=["*"]', "ollama_origins", "['*']", "any web page", ALL),
 ]
 
 

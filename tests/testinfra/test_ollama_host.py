@@ -5,7 +5,7 @@
 from tasks.configure import render_dropin
 from tasks.facts import RELEASE_MARKER, canonical_model
 from tasks.release import artifact_for
-from tasks.settings import DROPIN_DIR, DROPIN_FILES, dropins, selected_models
+from tasks.settings import DROPIN_DIR, DROPIN_FILES, dropins, listens_on_loopback, selected_models
 
 API = "http://127.0.0.1:11434"
 
@@ -67,11 +67,18 @@ def test_systemd_sees_the_intended_environment_and_limits(target):
         assert _show(target, "MemoryMax") == str(int(value[:-1]) * factor)
 
 
-def test_api_listens_on_loopback_only(target):
-    h = target.host
-    assert h.socket("tcp://127.0.0.1:11434").is_listening
-    assert not h.socket("tcp://0.0.0.0:11434").is_listening
-    assert not h.socket("tcp://:::11434").is_listening
+def test_api_listens_on_loopback_unless_exposed_behind_the_allowlist(target):
+    h, s = target.host, target.settings
+    if listens_on_loopback(s.ollama_host):
+        assert h.socket("tcp://127.0.0.1:11434").is_listening
+        assert not h.socket("tcp://0.0.0.0:11434").is_listening
+        assert not h.socket("tcp://:::11434").is_listening
+        assert not h.file("/etc/ollama-deploy/firewall.nft").exists
+        return
+    rules = h.check_output("nft list table inet ollama_deploy")  # loaded, not just written
+    for network in s.ollama_allowed_networks:
+        assert network.removesuffix("/32") in rules
+    assert "drop" in rules and h.service("ollama-firewall").is_enabled
 
 
 def test_selected_models_are_present(target):

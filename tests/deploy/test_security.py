@@ -1,0 +1,67 @@
+"""Exposure needs an allowlist that nftables enforces; a bad artifact never replaces a serving binary."""
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from testbed.deployrun import run_deploy
+
+
+def _ssh(tb, host, command):
+    return subprocess.run(["ssh", "-F", str(tb.ssh_config), host, command], capture_output=True, text=True, timeout=60)
+
+
+def _inventory(tb, tmp_path, host, **overrides):
+    path = tmp_path / f"{host}.py"
+    profile = tb.host(host).profile
+    path.write_text(f"exec(open({str(tb.inventory_path)!r}).read())\n"
+                    f"{profile} = [(n, {{**d, **{overrides!r}}}) if n == {host!r} else (n, d) for n, d in {profile}]\n")
+    return path
+
+
+def _reaches(url):
+    try:
+        return urllib.request.urlopen(url, timeout=3).status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture
+def exposed_host(deploy_testbed, first_run):
+    host = next(h for h in deploy_testbed.hosts if h.profile == "dual_gpu")
+    yield host
+    back = run_deploy(deploy_testbed.inventory_path, "--limit", host.name)  # back to loopback only
+    assert back.rc == 0, back.stderr[-2000:]
+
+
+def test_exposure_admits_only_the_allowlist(deploy_testbed, exposed_host, tmp_path):
+    tb, host = deploy_testbed, exposed_host
+    url = f"http://{host.ip}:11434/api/version"
+    assert not _reaches(url)  # loopback only by default
+    ours = _inventory(tb, tmp_path, host.name, ollama_host="0.0.0.0:11434",
+                      ollama_allowed_networks=[f"{tb.gateway}/32"])  # this control node
+    run = run_deploy(ours, "--limit", host.name)
+    assert run.rc == 0, run.stderr[-3000:]
+    assert _reaches(url)
+    assert "ip saddr " + tb.gateway in _ssh(tb, host.name, "nft list table inet ollama_deploy").stdout
+    others = _inventory(tb, tmp_path, host.name, ollama_host="0.0.0.0:11434",
+                        ollama_allowed_networks=["192.0.2.0/24"])  # a documentation network: not us
+    run = run_deploy(others, "--limit", host.name)
+    assert run.rc == 0, run.stderr[-3000:]
+    assert not _reaches(url)  # dropped by the firewall, although Ollama listens on all addresses
+    assert "0.0.0.0:11434" in _ssh(tb, host.name, "ss -ltn").stdout
+
+
+def test_checksum_mismatch_keeps_the_old_binary_serving(deploy_testbed, first_run, tmp_path):
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "cpu_xeon").name
+    marker = "/usr/local/lib/ollama/.ollama-deploy-release"
+    before = _ssh(tb, host, f"cat {marker}; sha256sum /usr/local/bin/ollama").stdout
+    bad = _inventory(tb, tmp_path, host, ollama_release_sha256={"ollama-linux-amd64.tar.zst": "0" * 64})
+    run = run_deploy(bad)
+    assert run.rc != 0
+    assert run.results["failed_hosts"] == [host]  # the other hosts went on
+    assert f"sha256 mismatch for {tb.release_base_url}/v0.32.15/ollama-linux-amd64.tar.zst" in run.stderr
+    assert _ssh(tb, host, f"cat {marker}; sha256sum /usr/local/bin/ollama").stdout == before
+    assert '"version"' in _ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/version").stdout
