@@ -6,6 +6,7 @@ from tasks.configure import configure_ollama
 from tasks.firewall import firewall
 from tasks.install import install_ollama
 from tasks.models import ensure_models
+from tasks.rollback import remember_good_config
 from tasks.service import apply_changes
 from tasks.smoke import smoke_test
 from tasks.validate import validate_inventory
@@ -16,5 +17,6 @@ changes = install_ollama() + configure_ollama()
 firewall()
 apply_changes(changes)
 ensure_models()
-smoke_test()
-verify_host()
+smoke_test(changes)
+verify_host(changes)
+remember_good_config()

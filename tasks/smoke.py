@@ -21,6 +21,7 @@ from pyinfra.operations import python
 from .facts import canonical_model, tuned_name
 from .tunnel import api_connection
 from .plan import plan_for
+from .rollback import fail_with_rollback
 from .settings import api_url, selected_models
 
 REPORT_DIR = Path("reports/smoke")
@@ -54,12 +55,13 @@ def generate_timed(conn: http.client.HTTPConnection, model: str, prompt: str) ->
             "total_ms": round(final.get("total_duration", 0) / 1e6, 1), "response": "".join(text)[:200]}
 
 
-def _smoke(state, host, model: str, prompt: str, timeout: float, api: str):
+def _smoke(state, host, model: str, prompt: str, timeout: float, api: str, changes=()):
     conn = api_connection(host, timeout, api)
     try:
         result = generate_timed(conn, model, prompt)
     except (OSError, RuntimeError, ValueError, http.client.HTTPException) as e:
-        raise RuntimeError(f"smoke generate with {model} on {host.name} failed: {e}") from None
+        fail_with_rollback(host, f"smoke generate with {model} failed: {e}",
+                           any(m.did_change() for m in changes), int(timeout))
     finally:
         conn.close()
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
@@ -78,10 +80,12 @@ def smoke_model(settings) -> str | None:
 
 
 @deploy("Smoke")
-def smoke_test():
+def smoke_test(changes=()):
+    """`changes`: the operations whose change would be rolled back if the smoke fails."""
     settings = plan_for(host).settings
     model = smoke_model(settings)
     if not settings.ollama_run_smoke or model is None:
         return
     python.call(name=f"Smoke: generate with {model}", function=_smoke, model=model,
-                prompt=settings.ollama_smoke_prompt, timeout=float(settings.ollama_api_timeout), api=api_url(settings))
+                prompt=settings.ollama_smoke_prompt, timeout=float(settings.ollama_api_timeout), api=api_url(settings),
+                changes=list(changes))

@@ -22,6 +22,7 @@ from pyinfra.operations import python
 from .budget import memory_max_bytes
 from .goparse import go_format_duration, ollama_bool, ollama_host, parse_keep_alive
 from .plan import GPU_PROFILES, HostPlan, plan_for
+from .rollback import fail_with_rollback
 from .settings import api_url, dropins
 from .smoke import smoke_model
 
@@ -125,7 +126,7 @@ def check_compute(plan: HostPlan, journal: str, ps: dict) -> list[dict]:
     return checks
 
 
-def _verify(state, host, plan: HostPlan):
+def _verify(state, host, plan: HostPlan, changes=()):
     show = _run(host, "systemctl show ollama.service -p Environment -p CPUQuotaPerSecUSec -p CPUWeight "
                       "-p MemoryMax -p InvocationID")
     shown = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
@@ -153,13 +154,15 @@ def _verify(state, host, plan: HostPlan):
     logger.info(f"[{host.name}] verify: {len(checks) - len(failed)}/{len(checks)} checks passed, "
                 f"unit exposure {report['exposure']}")
     if failed:
-        raise RuntimeError(f"verify failed on {host.name}: " + "; ".join(
+        fail_with_rollback(host, "verify failed: " + "; ".join(
             f"{c['setting']}: want {c['want']}, seen {c['seen']} ({c['where']}){' - ' + c['cause'] if c.get('cause') else ''}"
-            for c in failed))
+            for c in failed), any(m.did_change() for m in changes), plan.settings.ollama_api_timeout)
 
 
 @deploy("Verify")
-def verify_host():
+def verify_host(changes=()):
+    """`changes`: the operations whose change would be rolled back if verify fails."""
     # Unchecked plan: a host whose GPUs vanished must be verified (and fail with the cause), not refused.
     plan = plan_for(host, check=False)
-    python.call(name="Verify: settings seen by systemd and Ollama, GPU offload, sandbox", function=_verify, plan=plan)
+    python.call(name="Verify: settings seen by systemd and Ollama, GPU offload, sandbox", function=_verify, plan=plan,
+                changes=list(changes))

@@ -92,7 +92,8 @@ def test_failed_smoke_fails_only_that_host_with_the_reason(deploy_testbed, first
     run = run_deploy(inventory_with(deploy_testbed, tmp_path, host, ollama_smoke_model="testbed/absent"))
     assert run.rc != 0
     assert run.results["failed_hosts"] == [host]  # the other hosts went on and passed
-    assert f"smoke generate with testbed/absent on {host} failed: HTTP 404" in run.stderr
+    assert f"{host}: smoke generate with testbed/absent failed: HTTP 404" in run.stderr
+    assert "nothing changed in this run to roll back" in run.stderr
 
 
 def test_air_gapped_install_uploads_the_artifact_instead_of_downloading(deploy_testbed, first_run):

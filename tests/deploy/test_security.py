@@ -65,3 +65,31 @@ def test_checksum_mismatch_keeps_the_old_binary_serving(deploy_testbed, first_ru
     assert f"sha256 mismatch for {tb.release_base_url}/v0.32.15/ollama-linux-amd64.tar.zst" in run.stderr
     assert _ssh(tb, host, f"cat {marker}; sha256sum /usr/local/bin/ollama").stdout == before
     assert '"version"' in _ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/version").stdout
+
+
+def test_crash_loop_after_a_change_is_caught_and_rolled_back(deploy_testbed, first_run, tmp_path):
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "dgx_spark").name
+    # A listen address Ollama cannot bind (sshd's port): it passes validation, then crash-loops.
+    bad = _inventory(tb, tmp_path, host, ollama_host="127.0.0.1:22")
+    run = run_deploy(bad, "--limit", host)
+    assert run.rc != 0
+    assert f"{host}: Ollama does not serve after the change (crash loop: restarted" in run.stderr
+    assert "last journal lines:" in run.stderr
+    assert "rolled back to the last good configuration, which serves again" in run.stderr
+    assert '"version"' in _ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/version").stdout
+    assert not _ssh(tb, host, "ls /etc/systemd/system/ollama.service.d/listen.conf").stdout
+    again = run_deploy(tb.inventory_path, "--limit", host)  # the good configuration is what is live
+    assert again.rc == 0 and again.changed_ops() == []
+
+
+def test_failed_verify_after_a_change_rolls_back(deploy_testbed, first_run, tmp_path):
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "dual_gpu").name
+    # cuda_v13 does not drive Pascal (compute 6.1) GPUs: Ollama serves, but on the CPU.
+    bad = _inventory(tb, tmp_path, host, ollama_llm_library="cuda_v13")
+    run = run_deploy(bad, "--limit", host)
+    assert run.rc != 0
+    assert f"{host}: verify failed: inference compute: want GPU" in run.stderr
+    assert "rolled back to the last good configuration, which serves again" in run.stderr
+    assert "OLLAMA_LLM_LIBRARY" not in _ssh(tb, host, "cat /etc/systemd/system/ollama.service.d/*.conf").stdout

@@ -42,7 +42,7 @@ def manual_dropin(deploy_testbed):
 def test_verify_names_a_variable_ollama_ignores(deploy_testbed, first_run, manual_dropin):
     run = _verify(deploy_testbed, "--limit", manual_dropin)
     assert run.rc != 0
-    assert f"verify failed on {manual_dropin}: OLLAMA_NUM_THREADS" in run.stderr
+    assert f"{manual_dropin}: verify failed: OLLAMA_NUM_THREADS" in run.stderr
     assert "Ollama never reads it" in run.stderr
 
 
@@ -59,7 +59,7 @@ def gpu_lost(deploy_testbed):
 def test_verify_says_a_gpu_host_fell_back_to_cpu_and_why(deploy_testbed, first_run, gpu_lost):
     run = _verify(deploy_testbed, "--limit", gpu_lost)
     assert run.rc != 0
-    assert f"verify failed on {gpu_lost}: inference compute: want GPU, seen cpu" in run.stderr
+    assert f"{gpu_lost}: verify failed: inference compute: want GPU, seen cpu" in run.stderr
     assert "GPU discovery failed" in run.stderr and "nvidia_uvm" in run.stderr
     report = json.loads((PROJECT_ROOT / "reports/verify" / f"{gpu_lost}.json").read_text())
     offload = [c for c in report["checks"] if c["setting"].startswith("offload")]

@@ -1,0 +1,106 @@
+"""Keep a host serving when a change breaks it: the last configuration that passed the checks is
+saved on the host, and restored when Ollama does not come up after a change, crash-loops, or fails
+the smoke test or verify.
+
+Example (deploy.py):
+    apply_changes(changes)            # waits for the API; rolls back on a crash loop
+    ...
+    remember_good_config()            # after smoke + verify passed
+"""
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import FactBase, StringCommand, deploy, operation
+
+from .goparse import connectable_host
+from .settings import DROPIN_DIR
+
+LAST_GOOD = "/var/lib/ollama-deploy/last-good"
+CONFIG = f"/etc/systemd/system/ollama.service {DROPIN_DIR}/*.conf"
+
+
+class ConfigDigest(FactBase[str]):
+    """sha256 over the unit and drop-ins as they are, and as saved in LAST_GOOD ("live saved")."""
+
+    def command(self):
+        return (f"cd / && cat {CONFIG} 2>/dev/null | sha256sum | cut -c1-64; "
+                f"cat {LAST_GOOD}/digest 2>/dev/null || echo none")
+
+    def process(self, output):
+        return " ".join(line.strip() for line in output)
+
+
+@operation()
+def config_remembered():
+    """
+    Save the live unit and drop-ins as the last good configuration, unless already saved.
+
+    **Example:**
+
+    .. code:: python
+
+        config_remembered(name="Remember this configuration as good")
+    """
+    live, _, saved = host.get_fact(ConfigDigest).partition(" ")
+    if live == saved:
+        host.noop("configuration already saved as last good")
+        return
+    script = (f"set -e; rm -rf {LAST_GOOD}.new; mkdir -p {LAST_GOOD}.new/ollama.service.d; "
+              f"cp /etc/systemd/system/ollama.service {LAST_GOOD}.new/; "
+              f"for f in {DROPIN_DIR}/*.conf; do [ -e \"$f\" ] && cp \"$f\" {LAST_GOOD}.new/ollama.service.d/; done; "
+              f"echo {live} > {LAST_GOOD}.new/digest; rm -rf {LAST_GOOD}; mv {LAST_GOOD}.new {LAST_GOOD}")
+    yield StringCommand("sh", "-c", shlex.quote(script))
+
+
+@deploy("Remember")
+def remember_good_config():
+    config_remembered(name="Remember this configuration as good")
+
+
+def _shell(target, command: str) -> tuple[bool, str]:
+    ok, output = target.run_shell_command(StringCommand("sh", "-c", shlex.quote(command)))
+    return ok, "\n".join(output.stdout_lines + output.stderr_lines)
+
+
+def wait_serving(target, api: str, timeout: int) -> str | None:
+    """None once the API answers; else why not (a crash loop is caught after two automatic restarts,
+    without waiting out the timeout), with the last journal lines."""
+    script = (f"start=$(systemctl show -p NRestarts --value ollama); end=$(($(date +%s) + {timeout})); "
+              f"while [ $(date +%s) -lt $end ]; do "
+              f"curl -fsS --max-time 1 {api}/api/version >/dev/null 2>&1 && exit 0; "
+              f"n=$(systemctl show -p NRestarts --value ollama); "
+              f"if [ $((n - start)) -ge 2 ]; then echo \"crash loop: restarted $((n - start)) times\"; exit 1; fi; "
+              f"sleep 0.2; done; echo 'no answer within {timeout}s'; exit 1")
+    ok, why = _shell(target, script)
+    if ok:
+        return None
+    _, journal = _shell(target, "journalctl -u ollama -n 8 -o cat --no-pager")
+    return f"{why.strip()}; last journal lines: {' | '.join(journal.splitlines()[-8:])}"
+
+
+def _live_api(target) -> str:
+    """The API address of the configuration now loaded (OLLAMA_HOST from systemd's view)."""
+    _, env = _shell(target, "systemctl show ollama -p Environment --value")
+    raw = next((item.split("=", 1)[1] for item in env.split() if item.startswith("OLLAMA_HOST=")), None)
+    return f"http://{connectable_host(raw).hostport}"
+
+
+def roll_back(target, timeout: int) -> str:
+    """Restore the last good unit and drop-ins, restart, and say whether Ollama serves again."""
+    ok, _ = _shell(target, f"test -f {LAST_GOOD}/digest")
+    if not ok:
+        return "no earlier good configuration to roll back to"
+    _shell(target, f"rm -f {DROPIN_DIR}/*.conf; cp {LAST_GOOD}/ollama.service /etc/systemd/system/; "
+                   f"cp {LAST_GOOD}/ollama.service.d/*.conf {DROPIN_DIR}/ 2>/dev/null; "
+                   "systemctl daemon-reload; systemctl restart ollama")
+    still = wait_serving(target, _live_api(target), timeout)
+    return "rolled back to the last good configuration, which serves again" if still is None else \
+        f"rolled back to the last good configuration, which does not serve either: {still}"
+
+
+def fail_with_rollback(target, what: str, changed: bool, timeout: int) -> None:
+    """Raise for this host; when this run changed the configuration, roll it back first."""
+    outcome = roll_back(target, timeout) if changed else "nothing changed in this run to roll back"
+    raise RuntimeError(f"{target.name}: {what}; {outcome}")
