@@ -11,7 +11,8 @@ from pyinfra.facts.server import Groups
 from pyinfra.operations import files, server
 
 from .facts import InstalledRelease
-from .operations import release_installed
+from .configure import render
+from .operations import file_content, release_installed
 from .release import CACHE_DIR, artifact_for
 from .settings import listens_on_loopback
 from .plan import plan_for
@@ -37,9 +38,8 @@ def install_ollama():
     binary = release_installed(name=f"Ollama release {settings.ollama_version}",
                                url=artifact.url, sha256=artifact.sha256, prefix=settings.ollama_prefix,
                                cache_dir=CACHE_DIR)
-    unit = files.template(name="Unit ollama.service", src="templates/ollama.service.j2",
-                          dest="/etc/systemd/system/ollama.service", mode="644", user="root", group="root",
-                          jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
-                          prefix=settings.ollama_prefix, home=OLLAMA_HOME, models_dir=settings.ollama_models_dir,
-                          gpu=bool(plan.hardware.gpus), firewall=not listens_on_loopback(settings.ollama_host))
+    unit = file_content(name="Unit ollama.service", path="/etc/systemd/system/ollama.service",
+                        content=render("ollama.service.j2", prefix=settings.ollama_prefix, home=OLLAMA_HOME,
+                                       models_dir=settings.ollama_models_dir, gpu=bool(plan.hardware.gpus),
+                                       firewall=not listens_on_loopback(settings.ollama_host)))
     return [binary, unit]

@@ -3,12 +3,15 @@ nothing when it is already in the wanted state, so a second deploy reports no ch
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import StringCommand, operation
+from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.facts.files import File as FileFact
+from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files
 
 from .facts import (RELEASE_MARKER, InstalledRelease, OllamaModelParameters, OllamaModels, OllamaVersion,
@@ -159,10 +162,12 @@ def model_tuned(model: str, parameters: dict, api: str = "http://127.0.0.1:11434
 
 
 @operation()
-def file_content(path: str, content: str | None):
+def file_content(path: str, content: str | None, mode: str = "644"):
     """
-    Make the root-owned file at `path` hold exactly `content` (mode 644), or remove it when `content` is None.
+    Make the root-owned file at `path` hold exactly `content`, or remove it when `content` is None.
 
+    The new content is uploaded beside the file under a name systemd ignores, then renamed over
+    it: a run killed mid-upload never leaves a half-written unit or drop-in for systemd to read.
     One operation for both cases, so every host runs the same operations in the same order
     (pyinfra orders operations across hosts; per-host branches between two operations cycle).
 
@@ -171,9 +176,18 @@ def file_content(path: str, content: str | None):
     .. code:: python
 
         file_content(name="Drop-in performance.conf", path="/etc/systemd/system/ollama.service.d/performance.conf",
-               content="[Service]\\nEnvironment=\\"OLLAMA_KEEP_ALIVE=1h\\"\\n")
+                     content="[Service]\nEnvironment=\"OLLAMA_KEEP_ALIVE=1h\"\n")
     """
     if content is None:
         yield from files.file._inner(path=path, present=False)
-    else:
-        yield from files.put._inner(src=StringIO(content), dest=path, user="root", group="root", mode="644")
+        return
+    current = host.get_fact(FileFact, path=path)
+    wanted = hashlib.sha256(content.encode()).hexdigest()
+    if current and host.get_fact(Sha256File, path=path) == wanted and current["user"] == "root" \
+            and current["group"] == "root" and current["mode"] == int(mode):  # pyinfra gives 644 for rw-r--r--
+        host.noop(f"{path} is up to date")
+        return
+    staged = f"{path}.ollama-deploy-new"  # not *.conf / *.service: systemd never reads it
+    yield from files.put._inner(src=StringIO(content), dest=staged, user="root", group="root", mode=mode,
+                                force=True)
+    yield StringCommand("mv", "-f", QuoteString(staged), QuoteString(path))

@@ -15,25 +15,58 @@ from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
 
 from .goparse import connectable_host
+from .plan import plan_for
 from .settings import DROPIN_DIR
 
 LAST_GOOD = "/var/lib/ollama-deploy/last-good"
+# Digest of the configuration (and binary) the running Ollama was last started with.
+APPLIED = "/var/lib/ollama-deploy/applied-digest"
 CONFIG = f"/etc/systemd/system/ollama.service {DROPIN_DIR}/*.conf"
 
 
-class ConfigDigest(FactBase[str]):
-    """sha256 over the unit and drop-ins as they are, and as saved in LAST_GOOD ("live saved")."""
+def digest_command(prefix: str) -> str:
+    return f"cat {CONFIG} {prefix}/lib/ollama/.ollama-deploy-release 2>/dev/null | sha256sum | cut -c1-64"
 
-    def command(self):
-        return (f"cd / && cat {CONFIG} 2>/dev/null | sha256sum | cut -c1-64; "
-                f"cat {LAST_GOOD}/digest 2>/dev/null || echo none")
+
+class ConfigDigest(FactBase[dict]):
+    """sha256 over the unit, drop-ins and installed release as they are on disk ("live"), as saved
+    in LAST_GOOD ("saved"), and as the running Ollama was started with ("applied")."""
+
+    def command(self, prefix="/usr/local"):
+        return (f"{digest_command(prefix)}; cat {LAST_GOOD}/digest 2>/dev/null || echo none; cat {APPLIED} 2>/dev/null || echo none")
 
     def process(self, output):
-        return " ".join(line.strip() for line in output)
+        live, saved, applied = (line.strip() for line in output[:3])
+        return {"live": live, "saved": saved, "applied": applied}
+
+
+def stale(prefix: str) -> bool:
+    """On disk differs from what Ollama was started with: a run died between writing and restarting."""
+    digest = host.get_fact(ConfigDigest, prefix=prefix)
+    return digest["live"] != digest["applied"]
 
 
 @operation()
-def config_remembered():
+def config_applied(prefix: str = "/usr/local"):
+    """
+    Record that the running Ollama was started with the configuration now on disk.
+
+    **Example:**
+
+    .. code:: python
+
+        config_applied(name="Record the configuration Ollama runs with")
+    """
+    digest = host.get_fact(ConfigDigest, prefix=prefix)
+    if digest["live"] == digest["applied"]:
+        host.noop("running configuration already recorded")
+        return
+    yield StringCommand("sh", "-c", shlex.quote(f"mkdir -p {LAST_GOOD.rsplit('/', 1)[0]} && "
+                                               f"echo {digest['live']} > {APPLIED}.new && mv {APPLIED}.new {APPLIED}"))
+
+
+@operation()
+def config_remembered(prefix: str = "/usr/local"):
     """
     Save the live unit and drop-ins as the last good configuration, unless already saved.
 
@@ -43,8 +76,9 @@ def config_remembered():
 
         config_remembered(name="Remember this configuration as good")
     """
-    live, _, saved = host.get_fact(ConfigDigest).partition(" ")
-    if live == saved:
+    digest = host.get_fact(ConfigDigest, prefix=prefix)
+    live = digest["live"]
+    if live == digest["saved"]:
         host.noop("configuration already saved as last good")
         return
     script = (f"set -e; rm -rf {LAST_GOOD}.new; mkdir -p {LAST_GOOD}.new/ollama.service.d; "
@@ -56,7 +90,7 @@ def config_remembered():
 
 @deploy("Remember")
 def remember_good_config():
-    config_remembered(name="Remember this configuration as good")
+    config_remembered(name="Remember this configuration as good", prefix=plan_for(host).settings.ollama_prefix)
 
 
 def _shell(target, command: str) -> tuple[bool, str]:
@@ -87,7 +121,7 @@ def _live_api(target) -> str:
     return f"http://{connectable_host(raw).hostport}"
 
 
-def roll_back(target, timeout: int) -> str:
+def roll_back(target, timeout: int, prefix: str) -> str:
     """Restore the last good unit and drop-ins, restart, and say whether Ollama serves again."""
     ok, _ = _shell(target, f"test -f {LAST_GOOD}/digest")
     if not ok:
@@ -96,11 +130,16 @@ def roll_back(target, timeout: int) -> str:
                    f"cp {LAST_GOOD}/ollama.service.d/*.conf {DROPIN_DIR}/ 2>/dev/null; "
                    "systemctl daemon-reload; systemctl restart ollama")
     still = wait_serving(target, _live_api(target), timeout)
+    if still is None:  # the restored configuration is what Ollama now runs with
+        _shell(target, f"{digest_command(prefix)} > {APPLIED}.new && mv {APPLIED}.new {APPLIED}")
     return "rolled back to the last good configuration, which serves again" if still is None else \
         f"rolled back to the last good configuration, which does not serve either: {still}"
 
 
 def fail_with_rollback(target, what: str, changed: bool, timeout: int) -> None:
     """Raise for this host; when this run changed the configuration, roll it back first."""
-    outcome = roll_back(target, timeout) if changed else "nothing changed in this run to roll back"
+    if changed:
+        outcome = roll_back(target, timeout, plan_for(target, check=False).settings.ollama_prefix)
+    else:
+        outcome = "nothing changed in this run to roll back"
     raise RuntimeError(f"{target.name}: {what}; {outcome}")

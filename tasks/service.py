@@ -8,24 +8,27 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import python, systemd
-from pyinfra.operations.util import any_changed
 
 from .operations import api_answers
 from .plan import plan_for
-from .rollback import fail_with_rollback, wait_serving
+from .rollback import config_applied, fail_with_rollback, stale, wait_serving
 from .settings import api_url
 
 @deploy("Apply")
 def apply_changes(changes):
     settings = plan_for(host).settings
-    # Gated at execution time: on an unchanged host this yields nothing (and so no restart).
+    prefix = settings.ollama_prefix
+    # Gated at execution time: on an unchanged host this yields nothing (and so no restart). "Stale"
+    # catches an earlier run killed between writing the files and restarting.
+    restart_needed = [lambda: any(m.did_change() for m in changes) or stale(prefix)]
     systemd.service(name="Reload systemd, restart Ollama (something changed)", service="ollama.service",
-                    running=True, restarted=True, daemon_reload=True, _if=any_changed(*changes))
+                    running=True, restarted=True, daemon_reload=True, _if=restart_needed)
     systemd.service(name="Ollama enabled and running", service="ollama.service", running=True, enabled=True)
     # After a restart: serving, or crash loop / timeout -> roll back to the last good configuration.
     python.call(name="Serving after the change, else roll back", function=_serving_or_roll_back,
-                api=api_url(settings), timeout=settings.ollama_api_timeout, _if=any_changed(*changes))
+                api=api_url(settings), timeout=settings.ollama_api_timeout, _if=restart_needed)
     api_answers(name="Ollama API answers", api=api_url(settings), timeout=settings.ollama_api_timeout)
+    config_applied(name="Record the configuration Ollama runs with", prefix=prefix)
 
 
 def _serving_or_roll_back(state, host, api: str, timeout: int):

@@ -93,3 +93,33 @@ def test_failed_verify_after_a_change_rolls_back(deploy_testbed, first_run, tmp_
     assert f"{host}: verify failed: inference compute: want GPU" in run.stderr
     assert "rolled back to the last good configuration, which serves again" in run.stderr
     assert "OLLAMA_LLM_LIBRARY" not in _ssh(tb, host, "cat /etc/systemd/system/ollama.service.d/*.conf").stdout
+
+
+@pytest.mark.parametrize("kill_after_s", [1.0, 2.5])
+def test_deploy_killed_mid_run_converges_on_the_next_run(deploy_testbed, first_run, kill_after_s):
+    import os
+    import signal
+    import sys
+    import time
+
+    from testbed.layout import PROJECT_ROOT
+    tb = deploy_testbed
+    change = ["--data", f"ollama_keep_alive={int(kill_after_s * 10)}m"]
+    p = subprocess.Popen([sys.executable, "-m", "pyinfra", "-y", str(tb.inventory_path), "deploy.py", *change],
+                         cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    time.sleep(kill_after_s)
+    os.killpg(p.pid, signal.SIGKILL)  # the control node dies mid-run
+    p.wait()
+    for h in tb.hosts:  # whatever systemd can read is whole: each drop-in ends with its last line
+        out = _ssh(tb, h.name, "for f in /etc/systemd/system/ollama.service.d/*.conf; do tail -c1 $f | od -c | "
+                               "head -1; done").stdout
+        assert all(line.rstrip().endswith("\\n") for line in out.splitlines() if line.strip()), out
+    run = run_deploy(tb.inventory_path, *change)
+    assert run.rc == 0, run.stderr[-3000:]
+    again = run_deploy(tb.inventory_path, *change)
+    assert again.rc == 0 and again.changed_ops() == []
+    for h in tb.hosts:
+        models = _ssh(tb, h.name, "ollama list").stdout.splitlines()[1:]
+        assert len(models) == len({m.split()[0] for m in models})  # no duplicate models
+    assert run_deploy(tb.inventory_path).rc == 0  # back to the inventory's own settings for later tests
