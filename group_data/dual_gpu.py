@@ -12,3 +12,4 @@ Left out on purpose (shared/reference §3):
 ollama_flash_attention = True  # Pascal (6.1) passes Ollama's flash attention support check
 ollama_keep_alive = "1h"
 ollama_sched_spread = True  # seed 003: split models across both GPUs
+ollama_resume_fix = True  # seed 003: GPUs lost to the CPU after suspend/resume

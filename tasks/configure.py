@@ -16,6 +16,7 @@ from .operations import file_content
 from .plan import plan_for
 from .settings import DROPIN_DIR, DROPIN_FILES, DropinLine, dropins
 
+RESUME_HOOK = "/usr/lib/systemd/system-sleep/ollama-nvidia-uvm"
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 _JINJA = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True, lstrip_blocks=True,
                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
@@ -38,6 +39,9 @@ def configure_ollama():
     files.directory(name="Models directory", path=settings.ollama_models_dir, user="ollama", group="ollama",
                     mode="755")
     files.directory(name="Drop-in directory", path=DROPIN_DIR, user="root", group="root", mode="755")
+    # Not a restart trigger: the hook only runs at resume.
+    file_content(name="Resume hook (nvidia_uvm)", path=RESUME_HOOK, mode="755",
+                 content=render("ollama-resume.sh.j2") if settings.ollama_resume_fix else None)
     return [file_content(name=f"Drop-in {file_name}", path=f"{DROPIN_DIR}/{file_name}",
                    content=render_dropin(file_name, wanted[file_name]) if file_name in wanted else None)
             for file_name in DROPIN_FILES]

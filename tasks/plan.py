@@ -19,7 +19,7 @@ PROFILES = ("cpu_xeon", "dual_gpu", "dgx_spark")
 LIBRARY_DIRS = {"x86_64": {"cuda_v12", "cuda_v13", "vulkan", "rocm_v7_2", "mlx_cuda_v13"},
                 "aarch64": {"cuda_v12", "cuda_v13", "cuda_jetpack5", "cuda_jetpack6"}}
 GPU_ONLY = ("ollama_cuda_visible_devices", "ollama_cuda_device_order", "ollama_sched_spread",
-            "ollama_gpu_overhead", "ollama_llm_library")
+            "ollama_gpu_overhead", "ollama_llm_library", "ollama_resume_fix")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def _hardware_problems(s: OllamaSettings, hw: Hardware, profile: str) -> list[st
             problems.append(f"key profile, value {profile!r}: the profile expects NVIDIA GPUs but the host shows "
                             f"none ({why})")
         for key in GPU_ONLY:
-            if getattr(s, key) is not None:
+            if getattr(s, key) not in (None, False):
                 problems.append(f"key {key}, value {getattr(s, key)!r}: does nothing on a host without "
                                 f"NVIDIA GPUs ({why})")
         return problems

@@ -129,6 +129,9 @@ class OllamaSettings(BaseModel):
               "ollama_allow_any_origin.", dropin="listen.conf", env="OLLAMA_ORIGINS", ollama_reads=True)
     ollama_allow_any_origin: bool = setting(False, "Allow OLLAMA_ORIGINS='*' (any web page may call the API).")
 
+    ollama_resume_fix: bool = setting(
+        False, "GPU hosts: a systemd sleep hook that reloads nvidia_uvm and restarts Ollama after resume (seed 003).")
+
     # models-path.conf
     ollama_models_dir: str = setting(
         DEFAULT_MODELS_DIR, "Where models are stored; a drop-in is written only when not the default.",

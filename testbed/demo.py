@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import runpy
+import subprocess
+import sys
 
 from . import core
 from .deployrun import run_deploy
@@ -38,6 +40,12 @@ def run_demo(tb: Testbed) -> int:
                   f"load {smoke['load_ms']} ms")
     if run.rc != 0:
         print("\n" + run.stderr[-3000:])
+    else:
+        print("\nquick benchmark (20 requests, 5 at once, per host) and seed 001's checklist:")
+        bench = subprocess.run([sys.executable, "-m", "tasks.loadtest", str(tb.inventory_path), "--level", "quick",
+                                "--checklist"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+        print(bench.stdout.rstrip() or bench.stderr[-2000:])
+        print(f"verify reports: {PROJECT_ROOT / 'reports/verify'}")
     print(f"\nnext: ssh -F {tb.ssh_config} {tb.hosts[0].name}   |   "
           f"pytest tests/testinfra --inventory {tb.inventory_path}   |   python3 -m testbed down")
     return run.rc

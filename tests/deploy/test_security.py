@@ -123,3 +123,17 @@ def test_deploy_killed_mid_run_converges_on_the_next_run(deploy_testbed, first_r
         models = _ssh(tb, h.name, "ollama list").stdout.splitlines()[1:]
         assert len(models) == len({m.split()[0] for m in models})  # no duplicate models
     assert run_deploy(tb.inventory_path).rc == 0  # back to the inventory's own settings for later tests
+
+
+def test_resume_hook_restarts_ollama_on_gpu_hosts_only(deploy_testbed, first_run):
+    tb = deploy_testbed
+    hook = "/usr/lib/systemd/system-sleep/ollama-nvidia-uvm"
+    for h in tb.hosts:
+        present = _ssh(tb, h.name, f"stat -c %a {hook}").stdout.strip()
+        assert present == ("755" if h.profile == "dual_gpu" else ""), h.name
+    gpu = next(h for h in tb.hosts if h.profile == "dual_gpu").name
+    pid = _ssh(tb, gpu, "systemctl show -p MainPID --value ollama").stdout
+    _ssh(tb, gpu, f"{hook} pre && {hook} post")  # what systemd-sleep runs around a suspend
+    assert _ssh(tb, gpu, "systemctl show -p MainPID --value ollama").stdout != pid
+    assert _ssh(tb, gpu, "for i in $(seq 50); do curl -fsS 127.0.0.1:11434/api/version && break; sleep 0.1; "
+                         "done").stdout.startswith('{"version"')

@@ -105,3 +105,11 @@ def test_files_are_owned_right_and_nothing_is_world_writable(target):
     assert (unit.user, unit.group, unit.mode) == ("root", "root", 0o644)
     paths = f"/usr/share/ollama {s.ollama_models_dir} {DROPIN_DIR} {s.ollama_prefix}/lib/ollama"
     assert h.check_output(f"find {paths} -perm -o+w ! -type l 2>/dev/null") == ""
+
+
+def test_resume_hook_present_only_where_asked(target):
+    hook = target.host.file("/usr/lib/systemd/system-sleep/ollama-nvidia-uvm")
+    if target.settings.ollama_resume_fix:
+        assert hook.exists and hook.mode == 0o755 and hook.user == "root"
+    else:
+        assert not hook.exists
