@@ -16,12 +16,15 @@ from .settings import api_url, selected_models
 
 @deploy("Models")
 def ensure_models():
-    settings = plan_for(host).settings
+    plan = plan_for(host)
+    settings = plan.settings
     ollama = f"{settings.ollama_prefix}/bin/ollama"
     api = api_url(settings)
     models = selected_models(settings)
     for model in models:
-        model_pulled(name=f"Model {model}", model=model, api=api, ollama=ollama)
+        info = plan.models.get(model)
+        model_pulled(name=f"Model {model}", model=model, api=api, ollama=ollama, models_dir=settings.ollama_models_dir,
+                     size_bytes=info.weights_bytes if info else 0)
     for model, parameters in settings.ollama_model_parameters.items():
         model_tuned(name=f"Tuned {model}", model=model, parameters=parameters, api=api)
     if settings.ollama_prune_models:

@@ -94,7 +94,8 @@ def api_answers(api: str = "http://127.0.0.1:11434", timeout: int = 60):
 
 
 @operation()
-def model_pulled(model: str, api: str = "http://127.0.0.1:11434", ollama: str = "/usr/local/bin/ollama"):
+def model_pulled(model: str, api: str = "http://127.0.0.1:11434", ollama: str = "/usr/local/bin/ollama",
+                 size_bytes: int = 0, models_dir: str = ""):
     """
     Pull `model` through the Ollama API (the `ollama pull` client shows progress) unless present.
 
@@ -108,8 +109,15 @@ def model_pulled(model: str, api: str = "http://127.0.0.1:11434", ollama: str = 
     if wanted in host.get_fact(OllamaModels, api=api):
         host.noop(f"model {wanted} present")
         return
+    pull = f"env OLLAMA_HOST={shlex.quote(api)} {ollama} pull {shlex.quote(model)}"
+    if size_bytes and models_dir:
+        # Refuse before pulling rather than fill the disk: what is already there stays untouched.
+        need_mib, q = size_bytes // 2**20 + 1, shlex.quote(models_dir)
+        pull = (f"free=$(($(df -P -k {q} | awk 'NR==2 {{print $4}}') / 1024)); "
+                f"if [ $free -lt {need_mib} ]; then echo \"ollama-deploy: not enough space for {model} in "
+                f"{models_dir}: needs {need_mib} MiB, $free MiB free; nothing was removed\" >&2; exit 1; fi; {pull}")
     # The client talks to the API given by OLLAMA_HOST and exits non-zero on a streamed error.
-    yield StringCommand("env", f"OLLAMA_HOST={shlex.quote(api)}", ollama, "pull", shlex.quote(model))
+    yield StringCommand("sh", "-c", shlex.quote(pull))
 
 
 @operation()

@@ -6,7 +6,7 @@ Example (deploy code):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .budget import check_budget, memory_max_bytes
 from .derive import GPU_PROFILES, derive
@@ -27,6 +27,7 @@ class HostPlan:
     profile: str
     hardware: Hardware
     settings: OllamaSettings
+    models: dict = field(default_factory=dict)  # name -> ModelInfo, when the budget was checked
 
 
 _PLANS: dict[tuple[str, bool], HostPlan] = {}
@@ -116,6 +117,7 @@ def plan_for(target, check: bool = True) -> HostPlan:
     hw = hardware_of(_local_nvml(target, target.get_fact(HardwareFact)), data)
     settings = settings_from(hw, data, profile)
     problems = _hardware_problems(settings, hw, profile) if check else []
+    infos = {}
     if check and settings.ollama_check_memory_budget and selected_models(settings) and not problems:
         try:
             infos = {m: fetch_model_info(m, settings.ollama_registry_url) for m in selected_models(settings)}
@@ -128,5 +130,5 @@ def plan_for(target, check: bool = True) -> HostPlan:
             settings = settings.model_copy(update={"ollama_sched_spread": True})
     if problems:
         raise SettingsError(problems)
-    _PLANS[(target.name, check)] = HostPlan(profile, hw, settings)
+    _PLANS[(target.name, check)] = HostPlan(profile, hw, settings, infos)
     return _PLANS[(target.name, check)]

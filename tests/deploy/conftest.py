@@ -14,7 +14,7 @@ from testbed.layout import Testbed
 def deploy_testbed():
     if os.geteuid() != 0:
         pytest.fail("the testbed needs root")
-    tb = Testbed.named("tbdeploy", hosts=3)
+    tb = Testbed.named(os.environ.get("TESTBED_DEPLOY_NAME", "tbdeploy"), hosts=3)  # another name runs beside CI
     core.down(tb)  # fresh hosts: a converge test must start from bare machines
     core.up(tb)
     yield tb

@@ -1,4 +1,5 @@
 """Exposure needs an allowlist that nftables enforces; a bad artifact never replaces a serving binary."""
+import json
 import subprocess
 import urllib.error
 import urllib.request
@@ -137,3 +138,38 @@ def test_resume_hook_restarts_ollama_on_gpu_hosts_only(deploy_testbed, first_run
     assert _ssh(tb, gpu, "systemctl show -p MainPID --value ollama").stdout != pid
     assert _ssh(tb, gpu, "for i in $(seq 50); do curl -fsS 127.0.0.1:11434/api/version && break; sleep 0.1; "
                          "done").stdout.startswith('{"version"')
+
+
+def test_full_disk_is_refused_naming_the_models_dir_and_nothing_is_lost(deploy_testbed, first_run, tmp_path):
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "dual_gpu").name  # pulls testbed/tiny, then testbed/small
+    small = "/srv/models-small"
+    _ssh(tb, host, f"mkdir -p {small} && mount -t tmpfs -o size=4m tmpfs {small}")  # room for tiny only
+    try:
+        run = run_deploy(_inventory(tb, tmp_path, host, ollama_models_dir=small), "--limit", host)
+        assert run.rc != 0
+        assert f"not enough space for testbed/small in {small}: needs 7 MiB" in run.stderr
+        assert "MiB free; nothing was removed" in run.stderr
+        assert "testbed/tiny:latest" in _ssh(tb, host, "ollama list").stdout  # pulled first, still there
+    finally:
+        _ssh(tb, host, f"systemctl stop ollama; umount {small}")
+        assert run_deploy(tb.inventory_path, "--limit", host).rc == 0
+
+
+def test_interrupted_pull_resumes_from_the_partial_download(deploy_testbed, first_run):
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "cpu_xeon")
+    manifest = (tb.mirror_root / "v2/testbed/tiny/manifests/latest").read_text()
+    layer = next(x for x in json.loads(manifest)["layers"] if x["mediaType"].endswith("image.model"))
+    blob = f"/usr/share/ollama/.ollama/models/blobs/{layer['digest'].replace(':', '-')}"
+    url = f"{tb.mirror_url}/v2/testbed/tiny/blobs/{layer['digest']}"
+    # As if the network dropped mid-pull: the model is gone and half its blob sits in the partial file.
+    _ssh(tb, host.name, f"ollama rm testbed/tiny && curl -fsS -r 0-999999 -o {blob}-partial {url} && "
+                        f"chown ollama:ollama {blob}-partial")
+    log = tb.state_dir / "mirror-access.log"
+    before = len(log.read_text().splitlines())
+    run = run_deploy(tb.inventory_path, "--limit", host.name)
+    assert run.rc == 0, run.stderr[-3000:]
+    fetched = [line for line in log.read_text().splitlines()[before:] if layer["digest"] in line]
+    assert fetched and all(line.endswith(" 206") for line in fetched)  # only the rest was fetched
+    assert _ssh(tb, host.name, f"sha256sum {blob}").stdout.split()[0] == layer["digest"].split(":")[1]
