@@ -5,6 +5,8 @@ Example (deploy.py):
 """
 from __future__ import annotations
 
+from io import StringIO
+
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Groups
@@ -13,7 +15,7 @@ from pyinfra.operations import files, server
 from .facts import InstalledRelease
 from .configure import render
 from .operations import file_content, release_installed
-from .release import CACHE_DIR, artifact_for
+from .release import CACHE_DIR, artifact_for, auth_headers
 from .settings import listens_on_loopback
 from .plan import plan_for
 
@@ -30,14 +32,24 @@ def install_ollama():
     gpu_groups = [g for g in ("render", "video") if g in host.get_fact(Groups)]
     server.user(name="User ollama", user="ollama", group="ollama", groups=gpu_groups, append=True,
                 system=True, home=OLLAMA_HOME, shell="/bin/false", ensure_home=True)
+
+    def not_installed():
+        return host.get_fact(InstalledRelease, prefix=settings.ollama_prefix) != artifact.sha256
+
+    curl_config = None
     if artifact.local_path:
         # Air-gapped: upload the artifact; the same checksum-verified install then reads it via file://.
         files.put(name=f"Upload {artifact.name}", src=artifact.local_path, dest=f"{CACHE_DIR}/{artifact.name}",
-                  mode="644", _if=lambda: host.get_fact(InstalledRelease, prefix=settings.ollama_prefix)
-                  != artifact.sha256)
+                  mode="644", _if=not_installed)
+    elif auth_headers():
+        # The token travels in a root-only file (curl -K), so no command line or log shows it.
+        curl_config = f"{CACHE_DIR}/mirror-auth.curlrc"
+        files.put(name="Mirror credentials for the download", src=StringIO(
+                  "".join(f'header = "{k}: {v}"\n' for k, v in auth_headers().items())),
+                  dest=curl_config, mode="600", _if=not_installed)
     binary = release_installed(name=f"Ollama release {settings.ollama_version}",
                                url=artifact.url, sha256=artifact.sha256, prefix=settings.ollama_prefix,
-                               cache_dir=CACHE_DIR)
+                               cache_dir=CACHE_DIR, curl_config=curl_config)
     unit = file_content(name="Unit ollama.service", path="/etc/systemd/system/ollama.service",
                         content=render("ollama.service.j2", prefix=settings.ollama_prefix, home=OLLAMA_HOME,
                                        models_dir=settings.ollama_models_dir, gpu=bool(plan.hardware.gpus),

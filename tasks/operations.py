@@ -23,8 +23,8 @@ from .goparse import format_params
 _INSTALL_SCRIPT = """set -eu
 mkdir -p {cache} {prefix}/bin {prefix}/lib
 work=$(mktemp -d {cache}/release.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-curl -fsSL --retry 3 --connect-timeout 10 -o "$work/artifact" {url}
+trap 'rm -rf "$work" {cleanup}' EXIT
+curl -fsSL --retry 3 --connect-timeout 10 {auth} -o "$work/artifact" {url}
 if ! echo "{sha256}  $work/artifact" | sha256sum -c --status; then
     echo "ollama-deploy: sha256 mismatch for {url}: expected {sha256}, got $(sha256sum "$work/artifact" | cut -d' ' -f1); nothing replaced" >&2
     exit 1
@@ -38,11 +38,12 @@ if [ -d {prefix}/lib/ollama ]; then mv {prefix}/lib/ollama {prefix}/lib/ollama.p
 mv "$work/tree/lib/ollama" {prefix}/lib/ollama
 mv -f "$work/tree/bin/ollama" {prefix}/bin/ollama
 rm -rf {prefix}/lib/ollama.previous
-{cleanup}"""
+"""
 
 
 @operation()
-def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_dir: str = "/var/cache/ollama-deploy"):
+def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_dir: str = "/var/cache/ollama-deploy",
+                      curl_config: str | None = None):
     """
     Install an Ollama release artifact (a .tar.zst with bin/ollama and lib/ollama/) under `prefix`.
 
@@ -50,6 +51,8 @@ def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_d
     + sha256: its expected sha256 (hex); checked before anything is replaced
     + prefix: install prefix
     + cache_dir: where the download is staged
+    + curl_config: a curl config file on the host holding the mirror's Authorization header (so the
+      secret is in no command line or log); removed once used
 
     **Example:**
 
@@ -67,8 +70,11 @@ def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_d
     q = shlex.quote
     # An artifact uploaded from the control node (air-gapped) is not kept once installed.
     uploaded = url.removeprefix("file://") if url.startswith(f"file://{cache_dir}/") else None
+    # Removed on any exit: an uploaded artifact (it is not kept) and the credentials file.
+    cleanup = " ".join(q(p) for p in (uploaded, curl_config) if p)
     script = _INSTALL_SCRIPT.format(cache=q(cache_dir), prefix=q(prefix), url=q(url), sha256=sha256,
-                                    marker=RELEASE_MARKER, cleanup=f"rm -f {q(uploaded)}\n" if uploaded else "")
+                                    marker=RELEASE_MARKER, cleanup=cleanup,
+                                    auth=f"-K {q(curl_config)}" if curl_config else "")
     yield StringCommand("sh", "-c", q(script))
 
 

@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,6 +22,16 @@ ARCH_NAMES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": 
 
 class ReleaseError(ValueError):
     pass
+
+
+# Mirror credentials come from the control node's environment only: never from inventory data,
+# which is printed, committed and shared.
+TOKEN_VARIABLE = "OLLAMA_DEPLOY_MIRROR_TOKEN"
+
+
+def auth_headers() -> dict[str, str]:
+    token = os.environ.get(TOKEN_VARIABLE)
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,7 @@ def parse_sums(text: str) -> dict[str, str]:
 def published_sums(sums_url: str) -> dict[str, str]:
     """The sums published next to a release (read once per URL, on the control node)."""
     try:
-        reply = requests.get(sums_url, timeout=20)
+        reply = requests.get(sums_url, timeout=20, headers=auth_headers())
         reply.raise_for_status()
     except requests.RequestException as e:
         raise ReleaseError(f"cannot read {sums_url}: {e}") from None

@@ -229,6 +229,14 @@ class OllamaSettings(BaseModel):
                              "cuda_v13 or vulkan, or leave it unset")
         return v
 
+    @field_validator("ollama_release_base_url", "ollama_registry_url")
+    @classmethod
+    def _no_credentials_in_urls(cls, v):
+        if "@" in v.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError("credentials in a URL end up in logs and inventories; put a token in the control "
+                             "node's environment as OLLAMA_DEPLOY_MIRROR_TOKEN")
+        return v
+
     @field_validator("ollama_version")
     @classmethod
     def _version(cls, v):

@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -31,10 +32,12 @@ class DeployRun:
                 if (include_checks or not op["name"].startswith(CHECKS)) and (host is None or h == host)]
 
 
-def run_deploy(inventory, *extra: str, timeout: float = 600, deploy_file: str = "deploy.py") -> DeployRun:
+def run_deploy(inventory, *extra: str, timeout: float = 600, deploy_file: str = "deploy.py",
+               env: dict | None = None) -> DeployRun:
     started = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "pyinfra", "-y", "--json", str(inventory), deploy_file, *extra],
-                       capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=timeout)
+                       capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=timeout,
+                       env={**os.environ, **(env or {})})
     seconds = time.monotonic() - started
     try:
         results = json.loads(p.stdout)["results"]

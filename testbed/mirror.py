@@ -51,7 +51,9 @@ class MirrorHandler(http.server.SimpleHTTPRequestHandler):
         shutil.copyfileobj(_Limited(source, self._range), outputfile)
 
     def log_request(self, code="-", size="-"):
-        line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.client_address[0]} {self.command} {self.path} {code}\n"
+        # " auth" marks a request that carried credentials (never the credentials themselves).
+        auth = " auth" if self.headers.get("Authorization") else ""
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.client_address[0]} {self.command} {self.path} {code}{auth}\n"
         with open(self.access_log_path, "a") as log:
             log.write(line)
 

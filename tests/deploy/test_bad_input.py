@@ -38,6 +38,8 @@ CASES = [
     (("ollama_context_length=131072", "ollama_num_parallel=64"), "ollama_models", "", "needs", ALL),
     ("ollama_host=0.0.0.0", "ollama_host", "'0.0.0.0'", "needs ollama_allowed_networks", ALL),
     ('ollama_origins=["*"]', "ollama_origins", "['*']", "any web page", ALL),
+    ("ollama_release_base_url=http://user:pw@mirror.invalid/r", "ollama_release_base_url",
+     "'http://user:pw@mirror.invalid/r'", "OLLAMA_DEPLOY_MIRROR_TOKEN", ALL),
 ]
 
 

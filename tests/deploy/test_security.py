@@ -1,5 +1,6 @@
 """Exposure needs an allowlist that nftables enforces; a bad artifact never replaces a serving binary."""
 import json
+import os
 import subprocess
 import urllib.error
 import urllib.request
@@ -173,3 +174,19 @@ def test_interrupted_pull_resumes_from_the_partial_download(deploy_testbed, firs
     fetched = [line for line in log.read_text().splitlines()[before:] if layer["digest"] in line]
     assert fetched and all(line.endswith(" 206") for line in fetched)  # only the rest was fetched
     assert _ssh(tb, host.name, f"sha256sum {blob}").stdout.split()[0] == layer["digest"].split(":")[1]
+
+
+def test_mirror_token_is_sent_but_never_shown_or_left_behind(deploy_testbed, first_run):
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "cpu_xeon")
+    token = "tok-" + os.urandom(8).hex()
+    _ssh(tb, host.name, "rm /usr/local/lib/ollama/.ollama-deploy-release")  # force a download
+    log = tb.state_dir / "mirror-access.log"
+    before = len(log.read_text().splitlines())
+    run = run_deploy(tb.inventory_path, "--limit", host.name, "-vvv", env={"OLLAMA_DEPLOY_MIRROR_TOKEN": token})
+    assert run.rc == 0, run.stderr[-3000:]
+    assert token not in run.stderr + json.dumps(run.results)  # not even with every command printed
+    downloads = [line for line in log.read_text().splitlines()[before:] if "ollama-linux-amd64.tar.zst" in line]
+    assert downloads and all(line.endswith(" 200 auth") for line in downloads)
+    left = _ssh(tb, host.name, f"grep -rl {token} /var/cache/ollama-deploy /tmp /root 2>/dev/null").stdout
+    assert left == ""
