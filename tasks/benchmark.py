@@ -190,15 +190,15 @@ def bench_host(target: Target, level: str, with_checklist: bool, deadline: float
 
 
 def fleet_entry(hosts: dict, targets: list[dict]) -> dict:
-    """Pooled samples of every host; a fleet target passes when every host passes it (the figure
-    shown is the pooled one; concurrency is the least any host reached)."""
+    """The fleet judged on every host's samples pooled (concurrency: the least any host reached,
+    so each host serves that many); `hosts_failed` names the hosts that missed each target."""
     runs = [h.pop("_run") for h in hosts.values()]
     wall = max((r["started"] + r["wall_s"] for r in runs), default=0) - min((r["started"] for r in runs), default=0)
     stats = report.summarize([s for r in runs for s in r["samples"]], wall or None)
     conc = min((h["concurrency_reached"] for h in hosts.values()), default=0)
     judged = report.judge(stats, targets[0] if targets else {}, conc)
     for name, t in judged.items():
-        t["pass"] = bool(hosts) and all(h["targets"].get(name, {}).get("pass") for h in hosts.values())
+        t["hosts_failed"] = [n for n, h in hosts.items() if not h["targets"].get(name, {}).get("pass")]
     return {"stats": stats, "concurrency_reached": conc, "targets": judged}
 
 

@@ -61,12 +61,12 @@ def judge(stats: dict, targets: dict, concurrency_reached: int) -> dict:
     >>> judge(summarize([], None), {"success_rate": 1.0}, 0)["success_rate"]["pass"]
     False
     """
-    seen = {"ttft_ms": ("≤", stats["ttft_ms"]["p95"]), "tokens_per_s": ("≥", stats["tokens_per_s"]["p50"]),
-            "concurrent_users": ("≥", concurrency_reached), "success_rate": ("≥", stats["success_rate"])}
+    seen = {"ttft_ms": ("<=", stats["ttft_ms"]["p95"]), "tokens_per_s": (">=", stats["tokens_per_s"]["p50"]),
+            "concurrent_users": (">=", concurrency_reached), "success_rate": (">=", stats["success_rate"])}
     out = {}
     for name, target in targets.items():
-        rule, value = seen.get(name, ("?", None))
-        ok = value is not None and (value <= target if rule == "≤" else value >= target if rule == "≥" else False)
+        rule, value = seen.get(name, ("?", None))  # a target this tool does not know fails, visibly
+        ok = value is not None and (value <= target if rule == "<=" else value >= target if rule == ">=" else False)
         out[name] = {"target": target, "rule": rule, "value": value, "pass": bool(ok)}
     return out
 
@@ -100,14 +100,20 @@ def _stats_rows(s: dict) -> list[tuple[str, str]]:
             ("requests/s", _fmt(s["requests_per_s"])), ("wall time (s)", _fmt(s["wall_s"]))]
 
 
+_RULES = {"<=": "≤", ">=": "≥"}
+
+
 def _section(title: str, entry: dict) -> list[str]:
     """One table: the statistics, then each target with its rule and pass/FAIL."""
     lines = [f"## {title}", "", "| figure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in _stats_rows(entry["stats"])]
     lines += [f"| concurrency reached | {entry['concurrency_reached']} |", "",
               "| target | seen | rule | result |", "|---|---|---|---|"]
-    lines += [f"| {n} | {_fmt(t['value'])} | {t['rule']} {t['target']} | {'pass' if t['pass'] else '**FAIL**'} |"
-              for n, t in entry["targets"].items()]
+    for n, t in entry["targets"].items():
+        result = "pass" if t["pass"] else "**FAIL**"
+        if t.get("hosts_failed"):  # the fleet: a pooled figure can pass while a host misses
+            result += f" (FAIL on {', '.join(t['hosts_failed'])})"
+        lines.append(f"| {n} | {_fmt(t['value'])} | {_RULES.get(t['rule'], t['rule'])} {t['target']} | {result} |")
     if entry["stats"]["errors"]:
         lines += ["", "Errors: " + "; ".join(f"`{e}`" for e in entry["stats"]["errors"])]
     return lines + [""]
@@ -116,7 +122,7 @@ def _section(title: str, entry: dict) -> list[str]:
 def _checklist(steps: dict) -> list[str]:
     lines = ["Checklist (seed 001):", "", "| step | result | figures |", "|---|---|---|"]
     for name, step in steps.items():
-        figures = ", ".join(f"{k} {_fmt(v)}" for k, v in step.items() if k != "ok")
+        figures = ", ".join(f"{k} {_fmt(v)}" for k, v in step.items() if k != "ok" and v is not None)
         lines.append(f"| {name.replace('_', ' ')} | {'ok' if step['ok'] else '**FAIL**'} | {figures} |")
     return lines + [""]
 
@@ -154,6 +160,10 @@ def write_plot(report: dict, path: Path) -> Path:
         ax.set_xticks(range(1, len(names) + 1), names, rotation=15)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
+    goal = report["fleet"].get("targets", {}).get("tokens_per_s", {}).get("target")
+    if goal is not None:  # the line a host's box must sit above
+        tps.axhline(goal, color="tab:red", linestyle="--", label=f"target {goal} tokens/s")
+        tps.legend(loc="best")
     fig.suptitle(f"Ollama benchmark, level {report['level']} ({report['started']})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

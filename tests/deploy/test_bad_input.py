@@ -1,9 +1,9 @@
 """Bad input stops the run before any host changes: one line per problem naming host, key, value, reason."""
-import subprocess
 
 import pytest
 
 from testbed.deployrun import run_deploy
+from tests.deploy.hosts import ssh
 
 ALL = ("cpu_xeon", "dual_gpu", "dgx_spark")
 
@@ -12,8 +12,7 @@ def _fingerprint(tb):
     """Everything the deploy could touch first: unit, drop-ins, binary marker, service pid."""
     cmd = ("stat -c '%n %Y %s' /etc/systemd/system/ollama.service /etc/systemd/system/ollama.service.d/* "
            "/usr/local/lib/ollama/.ollama-deploy-release 2>/dev/null; systemctl show -p MainPID --value ollama")
-    return {h.name: subprocess.run(["ssh", "-F", str(tb.ssh_config), h.name, cmd], capture_output=True,
-                                   text=True, timeout=30).stdout for h in tb.hosts}
+    return {h.name: ssh(tb, h.name, cmd).stdout for h in tb.hosts}
 
 
 CASES = [

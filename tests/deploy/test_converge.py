@@ -3,19 +3,14 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from testbed.layout import PROJECT_ROOT
 from testbed.deployrun import run_deploy
+from tests.deploy.hosts import inventory_with, ssh
 
 
 def main_pids(tb):
-    out = {}
-    for h in tb.hosts:
-        p = subprocess.run(["ssh", "-F", str(tb.ssh_config), h.name, "systemctl show -p MainPID --value ollama"],
-                           capture_output=True, text=True, timeout=30)
-        out[h.name] = int(p.stdout.strip() or 0)
-    return out
+    return {h.name: int(ssh(tb, h.name, "systemctl show -p MainPID --value ollama").stdout.strip() or 0)
+            for h in tb.hosts}
 
 
 def test_fresh_deploy_converges_every_host(deploy_testbed, first_run):
@@ -43,16 +38,6 @@ def test_second_run_changes_nothing_and_restarts_nothing(deploy_testbed, first_r
     assert main_pids(deploy_testbed) == before
 
 
-def inventory_with(tb, tmp_path, host, **overrides):
-    """A copy of the testbed inventory with per-host overrides for one host, as an operator would edit it."""
-    inventory = tmp_path / "override.py"
-    inventory.write_text(
-        f"exec(open({str(tb.inventory_path)!r}).read())\n"
-        f"{tb.host(host).profile} = [(name, {{**data, **{overrides!r}}}) if name == {host!r} else (name, data)"
-        f" for name, data in {tb.host(host).profile}]\n")
-    return inventory
-
-
 def test_one_host_override_changes_and_restarts_only_that_host(deploy_testbed, first_run, tmp_path):
     target = next(h for h in deploy_testbed.hosts if h.profile == "dual_gpu")
     inventory = inventory_with(deploy_testbed, tmp_path, target.name, ollama_keep_alive="2h")
@@ -64,15 +49,8 @@ def test_one_host_override_changes_and_restarts_only_that_host(deploy_testbed, f
     after = main_pids(deploy_testbed)
     assert after[target.name] != before[target.name]
     assert {n: p for n, p in after.items() if n != target.name} == {n: p for n, p in before.items() if n != target.name}
-    conf = subprocess.run(["ssh", "-F", str(deploy_testbed.ssh_config), target.name,
-                           "cat /etc/systemd/system/ollama.service.d/performance.conf"],
-                          capture_output=True, text=True).stdout
+    conf = ssh(deploy_testbed, target.name, "cat /etc/systemd/system/ollama.service.d/performance.conf").stdout
     assert 'Environment="OLLAMA_KEEP_ALIVE=2h"' in conf
-
-
-def _ssh(tb, host, command):
-    return subprocess.run(["ssh", "-F", str(tb.ssh_config), host, command], capture_output=True, text=True,
-                          timeout=60)
 
 
 def test_extra_model_is_pulled_and_prune_removes_unlisted(deploy_testbed, first_run):
@@ -80,10 +58,10 @@ def test_extra_model_is_pulled_and_prune_removes_unlisted(deploy_testbed, first_
     run = run_deploy(deploy_testbed.inventory_path, "--limit", host, "--data", 'ollama_extra_models=["testbed/small"]')
     assert run.rc == 0, run.stderr[-3000:]
     assert ("Models | Model testbed/small", host) in run.changed_ops()
-    assert "testbed/small:latest" in _ssh(deploy_testbed, host, "ollama list").stdout
+    assert "testbed/small:latest" in ssh(deploy_testbed, host, "ollama list").stdout
     pruned = run_deploy(deploy_testbed.inventory_path, "--limit", host, "--data", "ollama_prune_models=true")
     assert pruned.rc == 0, pruned.stderr[-3000:]
-    listed = _ssh(deploy_testbed, host, "ollama list").stdout
+    listed = ssh(deploy_testbed, host, "ollama list").stdout
     assert "testbed/small" not in listed and "testbed/tiny:latest" in listed
 
 
@@ -99,7 +77,7 @@ def test_failed_smoke_fails_only_that_host_with_the_reason(deploy_testbed, first
 def test_air_gapped_install_uploads_the_artifact_instead_of_downloading(deploy_testbed, first_run):
     tb = deploy_testbed
     host = next(h for h in tb.hosts if h.profile == "cpu_xeon")
-    _ssh(tb, host.name, "rm /usr/local/lib/ollama/.ollama-deploy-release")  # as if never installed here
+    ssh(tb, host.name, "rm /usr/local/lib/ollama/.ollama-deploy-release")  # as if never installed here
     access_log = tb.state_dir / "mirror-access.log"
     downloads_before = access_log.read_text().count(f"{host.ip} GET /ollama/releases")
     local_dir = tb.mirror_root / "ollama/releases/download"  # a directory on the control node
@@ -109,7 +87,7 @@ def test_air_gapped_install_uploads_the_artifact_instead_of_downloading(deploy_t
     assert any(n.startswith("Install Ollama | Upload ollama-linux-amd64.tar.zst") for n in changed)
     assert "Install Ollama | Ollama release 0.32.15" in changed
     assert access_log.read_text().count(f"{host.ip} GET /ollama/releases") == downloads_before
-    assert _ssh(tb, host.name, "ls /var/cache/ollama-deploy").stdout.strip() == ""  # upload not kept
+    assert ssh(tb, host.name, "ls /var/cache/ollama-deploy").stdout.strip() == ""  # upload not kept
 
 
 def test_model_parameters_apply_through_a_tuned_model(deploy_testbed, first_run):
@@ -119,12 +97,12 @@ def test_model_parameters_apply_through_a_tuned_model(deploy_testbed, first_run)
     run = run_deploy(tb.inventory_path, "--limit", host, "--data", f"ollama_model_parameters={params}")
     assert run.rc == 0, run.stderr[-3000:]
     assert ("Models | Tuned testbed/tiny", host) in run.changed_ops()
-    shown = json.loads(_ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/show -d '{\"model\":\"testbed/tiny:latest-tuned\"}'").stdout)
+    shown = json.loads(ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/show -d '{\"model\":\"testbed/tiny:latest-tuned\"}'").stdout)
     assert "num_thread" in shown["parameters"] and "3" in shown["parameters"]
     smoke = json.loads((PROJECT_ROOT / "reports/smoke" / f"{host}.json").read_text())
     assert smoke["model"] == "testbed/tiny:latest-tuned"
     # Proof the tuning took effect: Ollama started llama-server with -t 3 and -c 2048 x parallel.
-    journal = _ssh(tb, host, "journalctl -u ollama -o cat --no-pager | grep 'starting llama-server' | tail -1").stdout
+    journal = ssh(tb, host, "journalctl -u ollama -o cat --no-pager | grep 'starting llama-server' | tail -1").stdout
     assert " -t 3" in journal and " -c 8192 " in journal  # num_ctx 2048 x OLLAMA_NUM_PARALLEL 4
     again = run_deploy(tb.inventory_path, "--limit", host, "--data", f"ollama_model_parameters={params}")
     assert again.rc == 0 and again.changed_ops() == []

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from testbed.deployrun import PROJECT_ROOT
+from tests.deploy.hosts import ssh
 
 
 def test_quick_benchmark_reports_every_host(deploy_testbed, first_run, tmp_path):
@@ -26,8 +27,6 @@ def test_quick_benchmark_reports_every_host(deploy_testbed, first_run, tmp_path)
         assert host["checklist"]["keep-alive persistence"].startswith("model still loaded")
     assert (out / "benchmark.md").read_text().count("| fleet |") == 1
     assert (out / "latency.png").read_bytes()[:4] == b"\x89PNG"
-    prom = subprocess.run(["ssh", "-F", str(tb.ssh_config), tb.hosts[0].name,
-                           "cat /var/lib/prometheus/node-exporter/ollama_deploy.prom"],
-                          capture_output=True, text=True).stdout
+    prom = ssh(tb, tb.hosts[0].name, "cat /var/lib/prometheus/node-exporter/ollama_deploy.prom").stdout
     assert "ollama_deploy_tokens_per_second{" in prom and "ollama_deploy_success_ratio{" in prom
     assert f"report: {out}" in p.stdout

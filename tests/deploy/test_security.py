@@ -8,18 +8,7 @@ import urllib.request
 import pytest
 
 from testbed.deployrun import run_deploy
-
-
-def _ssh(tb, host, command):
-    return subprocess.run(["ssh", "-F", str(tb.ssh_config), host, command], capture_output=True, text=True, timeout=60)
-
-
-def _inventory(tb, tmp_path, host, **overrides):
-    path = tmp_path / f"{host}.py"
-    profile = tb.host(host).profile
-    path.write_text(f"exec(open({str(tb.inventory_path)!r}).read())\n"
-                    f"{profile} = [(n, {{**d, **{overrides!r}}}) if n == {host!r} else (n, d) for n, d in {profile}]\n")
-    return path
+from tests.deploy.hosts import inventory_with, ssh
 
 
 def _reaches(url):
@@ -41,46 +30,46 @@ def test_exposure_admits_only_the_allowlist(deploy_testbed, exposed_host, tmp_pa
     tb, host = deploy_testbed, exposed_host
     url = f"http://{host.ip}:11434/api/version"
     assert not _reaches(url)  # loopback only by default
-    ours = _inventory(tb, tmp_path, host.name, ollama_host="0.0.0.0:11434",
+    ours = inventory_with(tb, tmp_path, host.name, ollama_host="0.0.0.0:11434",
                       ollama_allowed_networks=[f"{tb.gateway}/32"])  # this control node
     run = run_deploy(ours, "--limit", host.name)
     assert run.rc == 0, run.stderr[-3000:]
     assert _reaches(url)
-    assert "ip saddr " + tb.gateway in _ssh(tb, host.name, "nft list table inet ollama_deploy").stdout
-    others = _inventory(tb, tmp_path, host.name, ollama_host="0.0.0.0:11434",
+    assert "ip saddr " + tb.gateway in ssh(tb, host.name, "nft list table inet ollama_deploy").stdout
+    others = inventory_with(tb, tmp_path, host.name, ollama_host="0.0.0.0:11434",
                         ollama_allowed_networks=["192.0.2.0/24"])  # a documentation network: not us
     run = run_deploy(others, "--limit", host.name)
     assert run.rc == 0, run.stderr[-3000:]
     assert not _reaches(url)  # dropped by the firewall, although Ollama listens on all addresses
-    assert "0.0.0.0:11434" in _ssh(tb, host.name, "ss -ltn").stdout
+    assert "0.0.0.0:11434" in ssh(tb, host.name, "ss -ltn").stdout
 
 
 def test_checksum_mismatch_keeps_the_old_binary_serving(deploy_testbed, first_run, tmp_path):
     tb = deploy_testbed
     host = next(h for h in tb.hosts if h.profile == "cpu_xeon").name
     marker = "/usr/local/lib/ollama/.ollama-deploy-release"
-    before = _ssh(tb, host, f"cat {marker}; sha256sum /usr/local/bin/ollama").stdout
-    bad = _inventory(tb, tmp_path, host, ollama_release_sha256={"ollama-linux-amd64.tar.zst": "0" * 64})
+    before = ssh(tb, host, f"cat {marker}; sha256sum /usr/local/bin/ollama").stdout
+    bad = inventory_with(tb, tmp_path, host, ollama_release_sha256={"ollama-linux-amd64.tar.zst": "0" * 64})
     run = run_deploy(bad)
     assert run.rc != 0
     assert run.results["failed_hosts"] == [host]  # the other hosts went on
     assert f"sha256 mismatch for {tb.release_base_url}/v0.32.15/ollama-linux-amd64.tar.zst" in run.stderr
-    assert _ssh(tb, host, f"cat {marker}; sha256sum /usr/local/bin/ollama").stdout == before
-    assert '"version"' in _ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/version").stdout
+    assert ssh(tb, host, f"cat {marker}; sha256sum /usr/local/bin/ollama").stdout == before
+    assert '"version"' in ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/version").stdout
 
 
 def test_crash_loop_after_a_change_is_caught_and_rolled_back(deploy_testbed, first_run, tmp_path):
     tb = deploy_testbed
     host = next(h for h in tb.hosts if h.profile == "dgx_spark").name
     # A listen address Ollama cannot bind (sshd's port): it passes validation, then crash-loops.
-    bad = _inventory(tb, tmp_path, host, ollama_host="127.0.0.1:22")
+    bad = inventory_with(tb, tmp_path, host, ollama_host="127.0.0.1:22")
     run = run_deploy(bad, "--limit", host)
     assert run.rc != 0
     assert f"{host}: Ollama does not serve after the change (crash loop: restarted" in run.stderr
     assert "last journal lines:" in run.stderr
     assert "rolled back to the last good configuration, which serves again" in run.stderr
-    assert '"version"' in _ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/version").stdout
-    assert not _ssh(tb, host, "ls /etc/systemd/system/ollama.service.d/listen.conf").stdout
+    assert '"version"' in ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/version").stdout
+    assert not ssh(tb, host, "ls /etc/systemd/system/ollama.service.d/listen.conf").stdout
     again = run_deploy(tb.inventory_path, "--limit", host)  # the good configuration is what is live
     assert again.rc == 0 and again.changed_ops() == []
 
@@ -89,12 +78,12 @@ def test_failed_verify_after_a_change_rolls_back(deploy_testbed, first_run, tmp_
     tb = deploy_testbed
     host = next(h for h in tb.hosts if h.profile == "dual_gpu").name
     # cuda_v13 does not drive Pascal (compute 6.1) GPUs: Ollama serves, but on the CPU.
-    bad = _inventory(tb, tmp_path, host, ollama_llm_library="cuda_v13")
+    bad = inventory_with(tb, tmp_path, host, ollama_llm_library="cuda_v13")
     run = run_deploy(bad, "--limit", host)
     assert run.rc != 0
     assert f"{host}: verify failed: inference compute: want GPU" in run.stderr
     assert "rolled back to the last good configuration, which serves again" in run.stderr
-    assert "OLLAMA_LLM_LIBRARY" not in _ssh(tb, host, "cat /etc/systemd/system/ollama.service.d/*.conf").stdout
+    assert "OLLAMA_LLM_LIBRARY" not in ssh(tb, host, "cat /etc/systemd/system/ollama.service.d/*.conf").stdout
 
 
 @pytest.mark.parametrize("kill_after_s", [1.0, 2.5])
@@ -114,7 +103,7 @@ def test_deploy_killed_mid_run_converges_on_the_next_run(deploy_testbed, first_r
     os.killpg(p.pid, signal.SIGKILL)  # the control node dies mid-run
     p.wait()
     for h in tb.hosts:  # whatever systemd can read is whole: each drop-in ends with its last line
-        out = _ssh(tb, h.name, "for f in /etc/systemd/system/ollama.service.d/*.conf; do tail -c1 $f | od -c | "
+        out = ssh(tb, h.name, "for f in /etc/systemd/system/ollama.service.d/*.conf; do tail -c1 $f | od -c | "
                                "head -1; done").stdout
         assert all(line.rstrip().endswith("\\n") for line in out.splitlines() if line.strip()), out
     run = run_deploy(tb.inventory_path, *change)
@@ -122,7 +111,7 @@ def test_deploy_killed_mid_run_converges_on_the_next_run(deploy_testbed, first_r
     again = run_deploy(tb.inventory_path, *change)
     assert again.rc == 0 and again.changed_ops() == []
     for h in tb.hosts:
-        models = _ssh(tb, h.name, "ollama list").stdout.splitlines()[1:]
+        models = ssh(tb, h.name, "ollama list").stdout.splitlines()[1:]
         assert len(models) == len({m.split()[0] for m in models})  # no duplicate models
     assert run_deploy(tb.inventory_path).rc == 0  # back to the inventory's own settings for later tests
 
@@ -131,13 +120,13 @@ def test_resume_hook_restarts_ollama_on_gpu_hosts_only(deploy_testbed, first_run
     tb = deploy_testbed
     hook = "/usr/lib/systemd/system-sleep/ollama-nvidia-uvm"
     for h in tb.hosts:
-        present = _ssh(tb, h.name, f"stat -c %a {hook}").stdout.strip()
+        present = ssh(tb, h.name, f"stat -c %a {hook}").stdout.strip()
         assert present == ("755" if h.profile == "dual_gpu" else ""), h.name
     gpu = next(h for h in tb.hosts if h.profile == "dual_gpu").name
-    pid = _ssh(tb, gpu, "systemctl show -p MainPID --value ollama").stdout
-    _ssh(tb, gpu, f"{hook} pre && {hook} post")  # what systemd-sleep runs around a suspend
-    assert _ssh(tb, gpu, "systemctl show -p MainPID --value ollama").stdout != pid
-    assert _ssh(tb, gpu, "for i in $(seq 50); do curl -fsS 127.0.0.1:11434/api/version && break; sleep 0.1; "
+    pid = ssh(tb, gpu, "systemctl show -p MainPID --value ollama").stdout
+    ssh(tb, gpu, f"{hook} pre && {hook} post")  # what systemd-sleep runs around a suspend
+    assert ssh(tb, gpu, "systemctl show -p MainPID --value ollama").stdout != pid
+    assert ssh(tb, gpu, "for i in $(seq 50); do curl -fsS 127.0.0.1:11434/api/version && break; sleep 0.1; "
                          "done").stdout.startswith('{"version"')
 
 
@@ -145,15 +134,15 @@ def test_full_disk_is_refused_naming_the_models_dir_and_nothing_is_lost(deploy_t
     tb = deploy_testbed
     host = next(h for h in tb.hosts if h.profile == "dual_gpu").name  # pulls testbed/tiny, then testbed/small
     small = "/srv/models-small"
-    _ssh(tb, host, f"mkdir -p {small} && mount -t tmpfs -o size=4m tmpfs {small}")  # room for tiny only
+    ssh(tb, host, f"mkdir -p {small} && mount -t tmpfs -o size=4m tmpfs {small}")  # room for tiny only
     try:
-        run = run_deploy(_inventory(tb, tmp_path, host, ollama_models_dir=small), "--limit", host)
+        run = run_deploy(inventory_with(tb, tmp_path, host, ollama_models_dir=small), "--limit", host)
         assert run.rc != 0
         assert f"not enough space for testbed/small in {small}: needs 7 MiB" in run.stderr
         assert "MiB free; nothing was removed" in run.stderr
-        assert "testbed/tiny:latest" in _ssh(tb, host, "ollama list").stdout  # pulled first, still there
+        assert "testbed/tiny:latest" in ssh(tb, host, "ollama list").stdout  # pulled first, still there
     finally:
-        _ssh(tb, host, f"systemctl stop ollama; umount {small}")
+        ssh(tb, host, f"systemctl stop ollama; umount {small}")
         assert run_deploy(tb.inventory_path, "--limit", host).rc == 0
 
 
@@ -165,7 +154,7 @@ def test_interrupted_pull_resumes_from_the_partial_download(deploy_testbed, firs
     blob = f"/usr/share/ollama/.ollama/models/blobs/{layer['digest'].replace(':', '-')}"
     url = f"{tb.mirror_url}/v2/testbed/tiny/blobs/{layer['digest']}"
     # As if the network dropped mid-pull: the model is gone and half its blob sits in the partial file.
-    _ssh(tb, host.name, f"ollama rm testbed/tiny && curl -fsS -r 0-999999 -o {blob}-partial {url} && "
+    ssh(tb, host.name, f"ollama rm testbed/tiny && curl -fsS -r 0-999999 -o {blob}-partial {url} && "
                         f"chown ollama:ollama {blob}-partial")
     log = tb.state_dir / "mirror-access.log"
     before = len(log.read_text().splitlines())
@@ -173,14 +162,14 @@ def test_interrupted_pull_resumes_from_the_partial_download(deploy_testbed, firs
     assert run.rc == 0, run.stderr[-3000:]
     fetched = [line for line in log.read_text().splitlines()[before:] if layer["digest"] in line]
     assert fetched and all(line.endswith(" 206") for line in fetched)  # only the rest was fetched
-    assert _ssh(tb, host.name, f"sha256sum {blob}").stdout.split()[0] == layer["digest"].split(":")[1]
+    assert ssh(tb, host.name, f"sha256sum {blob}").stdout.split()[0] == layer["digest"].split(":")[1]
 
 
 def test_mirror_token_is_sent_but_never_shown_or_left_behind(deploy_testbed, first_run):
     tb = deploy_testbed
     host = next(h for h in tb.hosts if h.profile == "cpu_xeon")
     token = "tok-" + os.urandom(8).hex()
-    _ssh(tb, host.name, "rm /usr/local/lib/ollama/.ollama-deploy-release")  # force a download
+    ssh(tb, host.name, "rm /usr/local/lib/ollama/.ollama-deploy-release")  # force a download
     log = tb.state_dir / "mirror-access.log"
     before = len(log.read_text().splitlines())
     run = run_deploy(tb.inventory_path, "--limit", host.name, "-vvv", env={"OLLAMA_DEPLOY_MIRROR_TOKEN": token})
@@ -188,5 +177,5 @@ def test_mirror_token_is_sent_but_never_shown_or_left_behind(deploy_testbed, fir
     assert token not in run.stderr + json.dumps(run.results)  # not even with every command printed
     downloads = [line for line in log.read_text().splitlines()[before:] if "ollama-linux-amd64.tar.zst" in line]
     assert downloads and all(line.endswith(" 200 auth") for line in downloads)
-    left = _ssh(tb, host.name, f"grep -rl {token} /var/cache/ollama-deploy /tmp /root 2>/dev/null").stdout
+    left = ssh(tb, host.name, f"grep -rl {token} /var/cache/ollama-deploy /tmp /root 2>/dev/null").stdout
     assert left == ""

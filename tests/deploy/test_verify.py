@@ -1,14 +1,10 @@
 """verify.py proves settings took effect, and fails naming what did not."""
 import json
-import subprocess
 
 import pytest
 
 from testbed.deployrun import PROJECT_ROOT, run_deploy
-
-
-def _ssh(tb, host, command):
-    return subprocess.run(["ssh", "-F", str(tb.ssh_config), host, command], capture_output=True, text=True, timeout=60)
+from tests.deploy.hosts import ssh
 
 
 def _verify(tb, *extra):
@@ -33,10 +29,10 @@ def manual_dropin(deploy_testbed):
     """An operator's hand-written drop-in setting a variable Ollama never reads (seed 001's)."""
     host = next(h for h in deploy_testbed.hosts if h.profile == "dgx_spark").name
     path = "/etc/systemd/system/ollama.service.d/zz-manual.conf"
-    _ssh(deploy_testbed, host, f"printf '[Service]\\nEnvironment=OLLAMA_NUM_THREADS=16\\n' > {path}; "
+    ssh(deploy_testbed, host, f"printf '[Service]\\nEnvironment=OLLAMA_NUM_THREADS=16\\n' > {path}; "
                                "systemctl daemon-reload; systemctl restart ollama")
     yield host
-    _ssh(deploy_testbed, host, f"rm -f {path}; systemctl daemon-reload; systemctl restart ollama")
+    ssh(deploy_testbed, host, f"rm -f {path}; systemctl daemon-reload; systemctl restart ollama")
 
 
 def test_verify_names_a_variable_ollama_ignores(deploy_testbed, first_run, manual_dropin):
@@ -50,10 +46,10 @@ def test_verify_names_a_variable_ollama_ignores(deploy_testbed, first_run, manua
 def gpu_lost(deploy_testbed):
     """The GPU host's driver stops answering (as after a bad suspend/resume); Ollama restarts."""
     host = next(h for h in deploy_testbed.hosts if h.profile == "dual_gpu").name
-    _ssh(deploy_testbed, host, "mkdir -p /run/nvidia-smi-replay && touch /run/nvidia-smi-replay/fail && "
+    ssh(deploy_testbed, host, "mkdir -p /run/nvidia-smi-replay && touch /run/nvidia-smi-replay/fail && "
                                "systemctl restart ollama")
     yield host
-    _ssh(deploy_testbed, host, "rm -f /run/nvidia-smi-replay/fail; systemctl restart ollama")
+    ssh(deploy_testbed, host, "rm -f /run/nvidia-smi-replay/fail; systemctl restart ollama")
 
 
 def test_verify_says_a_gpu_host_fell_back_to_cpu_and_why(deploy_testbed, first_run, gpu_lost):
