@@ -180,7 +180,7 @@ def bench_host(target: Target, level: str, with_checklist: bool, deadline: float
     targets = target.settings.ollama_targets
     steps, best = checklist(target, deadline) if with_checklist else ({}, 0)
     entry = {"model": target.model, "stats": report.summarize(run["samples"], run["wall_s"]),
-             "deadline_hit": run["deadline_hit"],
+             "planned": count, "deadline_hit": run["deadline_hit"],
              "concurrency_reached": max(reached(run, targets.get("success_rate", 1.0)), best),
              "checklist": steps or None,
              "samples": {k: [s[k] for s in run["samples"] if s["ok"]] for k in ("latency_ms", "ttft_ms", "tokens_per_s")},

@@ -107,6 +107,8 @@ def _section(title: str, entry: dict) -> list[str]:
     """One table: the statistics, then each target with its rule and pass/FAIL."""
     lines = [f"## {title}", "", "| figure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in _stats_rows(entry["stats"])]
+    if entry.get("deadline_hit"):  # fewer requests than the level asks: say why, next to the figures
+        lines.append(f"| stopped early | deadline reached after {entry['stats']['count']} of {entry['planned']} |")
     lines += [f"| concurrency reached | {entry['concurrency_reached']} |", "",
               "| target | seen | rule | result |", "|---|---|---|---|"]
     for n, t in entry["targets"].items():
@@ -139,7 +141,7 @@ def markdown(report: dict) -> str:
                      f"{_fmt(s['tokens_per_s']['p50'])} | {'pass' if not missed else 'FAIL: ' + ', '.join(missed)} |")
     lines.append("")
     for name, reason in report.get("unreachable", {}).items():
-        lines.append(f"- **{name}: unreachable** — {reason}")
+        lines += [f"- **{name}: unreachable** — {reason}", ""]
     for name, h in report["hosts"].items():
         lines += _section(f"{name} ({h['model']})", h) + (_checklist(h["checklist"]) if h.get("checklist") else [])
     lines += _section(f"fleet ({len(report['hosts'])} hosts)", report["fleet"])

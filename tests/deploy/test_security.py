@@ -179,3 +179,18 @@ def test_mirror_token_is_sent_but_never_shown_or_left_behind(deploy_testbed, fir
     assert downloads and all(line.endswith(" 200 auth") for line in downloads)
     left = ssh(tb, host.name, f"grep -rl {token} /var/cache/ollama-deploy /tmp /root 2>/dev/null").stdout
     assert left == ""
+
+
+def test_failed_smoke_after_a_change_rolls_back(deploy_testbed, first_run, tmp_path):
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "cpu_xeon").name
+    conf = "/etc/systemd/system/ollama.service.d/performance.conf"
+    before = ssh(tb, host, f"cat {conf}").stdout
+    # The change (keep-alive) applies and Ollama serves, but the smoke generate fails.
+    bad = inventory_with(tb, tmp_path, host, ollama_keep_alive="45m", ollama_smoke_model="testbed/absent")
+    run = run_deploy(bad, "--limit", host)
+    assert run.rc != 0
+    assert f"{host}: smoke generate with testbed/absent failed: HTTP 404" in run.stderr
+    assert "rolled back to the last good configuration, which serves again" in run.stderr
+    assert ssh(tb, host, f"cat {conf}").stdout == before
+    assert "OLLAMA_KEEP_ALIVE=45m" not in ssh(tb, host, "systemctl show -p Environment ollama").stdout
