@@ -15,7 +15,8 @@ from pyinfra.operations import files, server
 from .facts import InstalledRelease
 from .configure import render
 from .operations import file_content, release_installed
-from .release import CACHE_DIR, artifact_for, auth_headers
+from .fleetcache import cached_release
+from .release import CACHE_DIR, Artifact, artifact_for, auth_headers
 from .settings import listens_on_loopback
 from .plan import plan_for
 
@@ -27,6 +28,11 @@ def install_ollama():
     plan = plan_for(host)
     settings = plan.settings
     artifact = artifact_for(settings, plan.hardware.arch)
+    if settings.ollama_fleet_cache and not artifact.local_path:
+        # Fetched once for the fleet on the control node (verified), then uploaded like an air-gapped one.
+        local = cached_release(artifact.url, artifact.name, settings.ollama_version, artifact.sha256,
+                               settings.ollama_fleet_cache_dir)
+        artifact = Artifact(artifact.name, f"file://{CACHE_DIR}/{artifact.name}", artifact.sha256, str(local))
     server.group(name="Group ollama", group="ollama", system=True)
     # GPU device nodes belong to render/video; Ollama needs them, where the groups exist.
     gpu_groups = [g for g in ("render", "video") if g in host.get_fact(Groups)]

@@ -9,7 +9,8 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from .facts import OllamaModels, canonical_model, tuned_name
-from .operations import model_absent, model_pulled, model_tuned
+from .fleetcache import cached_model
+from .operations import model_absent, model_pulled, model_seeded, model_tuned
 from .plan import plan_for
 from .settings import api_url, selected_models
 
@@ -21,6 +22,12 @@ def ensure_models():
     ollama = f"{settings.ollama_prefix}/bin/ollama"
     api = api_url(settings)
     models = selected_models(settings)
+    if settings.ollama_fleet_cache:
+        for model in models:  # fetched once on the control node, then copied; the pull below confirms
+            cached = cached_model(model, settings.ollama_registry_url, settings.ollama_fleet_cache_dir)
+            model_seeded(name=f"Seed {model} from the fleet cache", model=model, manifest=str(cached.manifest),
+                         manifest_relpath=cached.manifest_relpath, models_dir=settings.ollama_models_dir,
+                         blobs={k: str(v) for k, v in cached.blobs.items()})
     for model in models:
         info = plan.models.get(model)
         model_pulled(name=f"Model {model}", model=model, api=api, ollama=ollama, models_dir=settings.ollama_models_dir,

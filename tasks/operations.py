@@ -205,3 +205,31 @@ def file_content(path: str, content: str | None, mode: str = "644"):
     yield from files.put._inner(src=StringIO(content), dest=staged, user="root", group="root", mode=mode,
                                 force=True)
     yield StringCommand("mv", "-f", QuoteString(staged), QuoteString(path))
+
+
+@operation()
+def model_seeded(model: str, manifest_relpath: str, manifest: str, blobs: dict, models_dir: str):
+    """
+    Copy a model from the control node's fleet cache into the host's models dir, in Ollama's layout:
+    each blob that is missing or differs (a corrupted one is replaced), then the manifest. One
+    operation per model keeps the operation order the same on every host.
+
+    **Example:**
+
+    .. code:: python
+
+        model_seeded(name="Seed qwen2.5-coder:7b", model="qwen2.5-coder:7b",
+                     manifest_relpath="manifests/registry.ollama.ai/library/qwen2.5-coder/7b",
+                     manifest="/root/.cache/ollama-deploy/models/manifests/...",
+                     blobs={"sha256-…": "/root/.cache/ollama-deploy/models/blobs/sha256-…"},
+                     models_dir="/usr/share/ollama/.ollama/models")
+    """
+    owner = {"user": "ollama", "group": "ollama"}
+    # Directories Ollama must be able to write into later (its own pulls), so not root's.
+    parts = manifest_relpath.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        yield from files.directory._inner(path=f"{models_dir}/{'/'.join(parts[:depth])}", mode="755", **owner)
+    yield from files.directory._inner(path=f"{models_dir}/blobs", mode="755", **owner)
+    for file_name, local in sorted(blobs.items()):
+        yield from files.put._inner(src=local, dest=f"{models_dir}/blobs/{file_name}", mode="644", **owner)
+    yield from files.put._inner(src=manifest, dest=f"{models_dir}/{manifest_relpath}", mode="644", **owner)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from .budget import check_budget, memory_max_bytes
 from .derive import GPU_PROFILES, derive
 from .hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
+from .fleetcache import FleetCacheError, cached_model
 from .modelinfo import ModelInfoError, fetch_model_info
 from .settings import PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, resolve, selected_models
 
@@ -107,6 +108,14 @@ def hardware_of(detected: Hardware, data: dict) -> Hardware:
         raise SettingsError([f"key facts_override, value {data.get('facts_override')!r}: {e}"]) from None
 
 
+def _model_info(model: str, settings: OllamaSettings):
+    """With the fleet cache the model is fetched once now and measured from the file; otherwise only
+    its manifest and GGUF header are read from the registry."""
+    if settings.ollama_fleet_cache:
+        return cached_model(model, settings.ollama_registry_url, settings.ollama_fleet_cache_dir).info(model)
+    return fetch_model_info(model, settings.ollama_registry_url)
+
+
 def plan_for(target, check: bool = True) -> HostPlan:
     """Compute (once per host per run) and check the host's settings; SettingsError lists problems.
     check=False skips the hardware and budget checks (verify reports what the host actually does)."""
@@ -120,8 +129,8 @@ def plan_for(target, check: bool = True) -> HostPlan:
     infos = {}
     if check and settings.ollama_check_memory_budget and selected_models(settings) and not problems:
         try:
-            infos = {m: fetch_model_info(m, settings.ollama_registry_url) for m in selected_models(settings)}
-        except ModelInfoError as e:
+            infos = {m: _model_info(m, settings) for m in selected_models(settings)}
+        except (ModelInfoError, FleetCacheError) as e:
             raise SettingsError([f"key ollama_models, value {selected_models(settings)!r}: cannot check the "
                                  f"memory budget: {e} (set ollama_check_memory_budget=false to skip)"]) from None
         budget, spread = check_budget(settings, hw, infos)

@@ -65,6 +65,10 @@ class OllamaSettings(BaseModel):
         None, "Air-gapped sites: a directory on the control node laid out like the release base "
               "(v<version>/ollama-linux-<arch>.tar.zst and sha256sum.txt); the artifact is uploaded over SSH.")
     ollama_prefix: str = setting("/usr/local", "Install prefix: <prefix>/bin/ollama and <prefix>/lib/ollama/.")
+    ollama_fleet_cache: bool = setting(
+        False, "Fetch each release artifact and model once on the control node (verified) and seed hosts from "
+               "it over SSH, instead of each host downloading them.")
+    ollama_fleet_cache_dir: str = setting("~/.cache/ollama-deploy", "The control node's fleet cache.")
 
     # performance.conf
     ollama_flash_attention: bool | None = setting(
