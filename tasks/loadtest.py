@@ -49,7 +49,7 @@ class HostTarget:
         started = time.monotonic()
         conn = self.connection()
         try:
-            r = generate_timed(conn, self.model, PROMPT)
+            r = generate_timed(conn, self.model, PROMPT, num_predict=32)
             return {"ok": True, "latency_s": time.monotonic() - started, **r}
         except Exception as e:  # any failure counts against the success rate, with its message
             return {"ok": False, "latency_s": time.monotonic() - started, "error": str(e)[:200]}
