@@ -411,39 +411,3 @@ def dropins(settings: OllamaSettings) -> dict[str, list[DropinLine]]:
         files.setdefault(meta["dropin"], []).append(line)
     return files
 
-
-TABLE_START, TABLE_END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
-
-
-def settings_table() -> str:
-    """The README's settings table, generated from the declarations above (CI checks it is current)."""
-    rows = ["| setting | type | default | unit | written to | read by Ollama | description |",
-            "|---|---|---|---|---|---|---|"]
-    for key, field in OllamaSettings.model_fields.items():
-        meta = field.json_schema_extra or {}
-        kind = str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
-        target = meta["env"] or meta["directive"]
-        written = f"`{meta['dropin']}`: `{target}`" if meta["dropin"] else "—"
-        reads = {True: "yes", False: "no (CUDA runtime)", None: "—"}[meta["ollama_reads"]]
-        if meta["directive"]:
-            reads = "— (systemd)"
-        rows.append(f"| `{key}` | `{kind}` | `{field.default!r}` | {meta['unit'] or '—'} | {written} | {reads} "
-                    f"| {field.description.replace('|', '/')} |")
-    return "\n".join(rows)
-
-
-def update_readme(path: str = "README.md") -> bool:
-    """Rewrite the table between the markers in README.md; True when it changed."""
-    with open(path) as f:
-        text = f.read()
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    new = f"{head}{TABLE_START}\n{settings_table()}\n{TABLE_END}{tail}"
-    if new != text:
-        with open(path, "w") as f:
-            f.write(new)
-    return new != text
-
-
-if __name__ == "__main__":
-    print("README.md settings table " + ("updated" if update_readme() else "already current"))
