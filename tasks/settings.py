@@ -410,4 +410,3 @@ def dropins(settings: OllamaSettings) -> dict[str, list[DropinLine]]:
             line = DropinLine(meta["directive"], _format(value), field.description)
         files.setdefault(meta["dropin"], []).append(line)
     return files
-
