@@ -16,6 +16,7 @@ from pyinfra.api import FactBase, StringCommand, deploy, operation
 
 from .goparse import connectable_host
 from .plan import plan_for
+from .remote import shell
 from .settings import DROPIN_DIR
 
 LAST_GOOD = "/var/lib/ollama-deploy/last-good"
@@ -94,8 +95,8 @@ def remember_good_config():
 
 
 def _shell(target, command: str) -> tuple[bool, str]:
-    ok, output = target.run_shell_command(StringCommand("sh", "-c", shlex.quote(command)))
-    return ok, "\n".join(output.stdout_lines + output.stderr_lines)
+    ok, out, err = shell(target, command)
+    return ok, "\n".join(x for x in (out, err) if x)
 
 
 def wait_serving(target, api: str, timeout: int) -> str | None:

@@ -22,6 +22,7 @@ from pyinfra.operations import python
 from .budget import memory_max_bytes
 from .goparse import go_format_duration, ollama_bool, ollama_host, parse_keep_alive
 from .plan import GPU_PROFILES, HostPlan, plan_for
+from .remote import shell
 from .rollback import fail_with_rollback
 from .settings import api_url, dropins
 from .smoke import smoke_model
@@ -60,8 +61,8 @@ def logged_form(env: str, raw: str) -> str:
 
 
 def _run(target, command: str) -> str:
-    ok, output = target.run_shell_command(command)
-    return "\n".join(output.stdout_lines) if ok else ""
+    ok, out, _ = shell(target, command)
+    return out if ok else ""
 
 
 def check_settings(plan: HostPlan, environment: list[str], logged: dict[str, str], shown: dict[str, str]) -> list[dict]:
