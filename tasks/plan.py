@@ -13,6 +13,7 @@ from .derive import GPU_PROFILES, derive
 from .hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
 from .fleetcache import FleetCacheError, cached_model
 from .modelinfo import ModelInfoError, fetch_model_info
+from .release import ReleaseError, artifact_for
 from .settings import PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, resolve, selected_models
 
 PROFILES = ("cpu_xeon", "dual_gpu", "dgx_spark")
@@ -126,6 +127,12 @@ def plan_for(target, check: bool = True) -> HostPlan:
     hw = hardware_of(_local_nvml(target, target.get_fact(HardwareFact)), data)
     settings = settings_from(hw, data, profile)
     problems = _hardware_problems(settings, hw, profile) if check else []
+    if check:
+        try:  # the artifact and its checksum must be known before any host is touched
+            artifact_for(settings, hw.arch)
+        except ReleaseError as e:
+            source = settings.ollama_release_local_dir or settings.ollama_release_base_url
+            problems.append(f"key ollama_release_base_url, value {source!r}: {e}")
     infos = {}
     if check and settings.ollama_check_memory_budget and selected_models(settings) and not problems:
         try:

@@ -37,6 +37,8 @@ CASES = [
     (("ollama_context_length=131072", "ollama_num_parallel=64"), "ollama_models", "", "needs", ALL),
     ("ollama_host=0.0.0.0", "ollama_host", "'0.0.0.0'", "needs ollama_allowed_networks", ALL),
     ('ollama_origins=["*"]', "ollama_origins", "['*']", "any web page", ALL),
+    (("ollama_version=0.32.99", "ollama_release_sha256={}"), "ollama_release_base_url", "'http://",
+     "v0.32.99/sha256sum.txt: 404", ALL),
     ("ollama_release_base_url=http://user:pw@mirror.invalid/r", "ollama_release_base_url",
      "'http://user:pw@mirror.invalid/r'", "OLLAMA_DEPLOY_MIRROR_TOKEN", ALL),
 ]
