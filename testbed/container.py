@@ -149,24 +149,30 @@ def boot(host: Host) -> int:
     return proc.pid
 
 
-def nspawn_pid(host: Host) -> int | None:
-    """The running nspawn of this host, found by its command line (survives a lost pid file)."""
-    needle = f"--machine={host.machine}\0".encode()
+def find_pids(needle: str) -> list[int]:
+    """Processes whose command line contains `needle` (argv joined by spaces, with a trailing space)."""
+    found = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if needle in (proc / "cmdline").read_bytes():
-                    return int(proc.name)
+                if needle in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(proc.name))
             except OSError:
                 continue
-    return None
+    return found
+
+
+def nspawn_pid(host: Host) -> int | None:
+    """The running nspawn of this host, found by its command line (survives a lost pid file)."""
+    pids = find_pids(f"--machine={host.machine} ")
+    return pids[0] if pids else None
 
 
 def wait_ready(host: Host, ssh_config: Path, timeout: float) -> float:
     """Wait until sshd answers and systemd reports `running`; return seconds waited."""
     start = time.monotonic()
     deadline = start + timeout
-    while not _port_open(host.ip, 22):
+    while not port_open(host.ip, 22):
         if nspawn_pid(host) is None:
             raise TestbedError(f"host {host.name}: systemd-nspawn exited during boot; log: {host.console_log}")
         if time.monotonic() > deadline:
@@ -187,7 +193,7 @@ def wait_ready(host: Host, ssh_config: Path, timeout: float) -> float:
     return time.monotonic() - start
 
 
-def _port_open(ip: str, port: int) -> bool:
+def port_open(ip: str, port: int) -> bool:
     try:
         with socket.create_connection((ip, port), timeout=0.2):
             return True

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,19 +21,6 @@ from .models import publish_models
 from .release import publish_release
 
 
-def _find_pids(needle: str) -> list[int]:
-    """Processes whose command line contains `needle` (NUL-separated argv joined by spaces)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if needle in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                    found.append(int(proc.name))
-            except OSError:
-                continue
-    return found
-
-
 def _mirror_needle(tb: Testbed) -> str:
     return f"testbed.mirror --root {tb.mirror_root} "
 
@@ -43,7 +29,7 @@ def ensure_mirror(tb: Testbed) -> dict[str, str]:
     """Publish the double's release and the test models, and serve them on the bridge address."""
     sums = publish_release(tb.mirror_root / "ollama/releases/download", OLLAMA_VERSION, tb.mirror_url)
     publish_models(tb.mirror_root)
-    if not _find_pids(_mirror_needle(tb)):
+    if not container.find_pids(_mirror_needle(tb)):
         log = open(tb.state_dir / "mirror.log", "ab")
         subprocess.Popen([sys.executable, "-m", "testbed.mirror", "--root", str(tb.mirror_root),
                           "--bind", tb.gateway, "--port", str(MIRROR_PORT),
@@ -51,15 +37,11 @@ def ensure_mirror(tb: Testbed) -> dict[str, str]:
                          cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                          start_new_session=True)
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection((tb.gateway, MIRROR_PORT), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TestbedError(f"testbed {tb.name}: mirror did not listen on {tb.mirror_url}; "
-                                       f"log: {tb.state_dir / 'mirror.log'}")
-                time.sleep(0.05)
+        while not container.port_open(tb.gateway, MIRROR_PORT):
+            if time.monotonic() > deadline:
+                raise TestbedError(f"testbed {tb.name}: mirror did not listen on {tb.mirror_url}; "
+                                   f"log: {tb.state_dir / 'mirror.log'}")
+            time.sleep(0.05)
     return sums
 
 
@@ -142,12 +124,12 @@ def stop_host(tb: Testbed, name: str) -> None:
 
 def down(tb: Testbed) -> list[str]:
     """Remove everything the testbed made; return what is still left (empty when clean)."""
-    for pid in _find_pids(f"--machine={tb.name}-"):
+    for pid in container.find_pids(f"--machine={tb.name}-"):
         subprocess.run(["kill", "-TERM", str(pid)], check=False)
     deadline = time.monotonic() + 15
-    while _find_pids(f"--machine={tb.name}-") and time.monotonic() < deadline:
+    while container.find_pids(f"--machine={tb.name}-") and time.monotonic() < deadline:
         time.sleep(0.1)
-    for pid in _find_pids(f"--machine={tb.name}-") + _find_pids(_mirror_needle(tb)):
+    for pid in container.find_pids(f"--machine={tb.name}-") + container.find_pids(_mirror_needle(tb)):
         subprocess.run(["kill", "-KILL", str(pid)], check=False)
     hosts_dir = tb.state_dir / "hosts"
     for root in sorted(hosts_dir.glob("*/root")) if hosts_dir.exists() else []:
@@ -165,7 +147,8 @@ def down(tb: Testbed) -> list[str]:
 
 def leftovers(tb: Testbed) -> list[str]:
     """Anything of this testbed that still exists: processes, mounts, namespaces, links, files."""
-    left = [f"process {p}" for p in _find_pids(f"--machine={tb.name}-") + _find_pids(_mirror_needle(tb))]
+    pids = container.find_pids(f"--machine={tb.name}-") + container.find_pids(_mirror_needle(tb))
+    left = [f"process {p}" for p in pids]
     with open("/proc/self/mounts") as mounts:
         left += [f"mount {line.split()[1]}" for line in mounts if f" {tb.state_dir}/" in line]
     left += [f"netns {ns}" for ns in network.testbed_namespaces(tb)]
