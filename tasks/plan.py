@@ -120,8 +120,10 @@ def _model_info(model: str, settings: OllamaSettings):
 def plan_for(target, check: bool = True) -> HostPlan:
     """Compute (once per host per run) and check the host's settings; SettingsError lists problems.
     check=False skips the hardware and budget checks (verify reports what the host actually does)."""
-    if (target.name, check) in _PLANS:
-        return _PLANS[(target.name, check)]
+    if (target.name, True) in _PLANS:  # a checked plan also serves callers that skip the checks
+        return _PLANS[(target.name, True)]
+    if not check and (target.name, False) in _PLANS:
+        return _PLANS[(target.name, False)]
     data = target.data.dict()
     profile = _profile(target)
     hw = hardware_of(_local_nvml(target, target.get_fact(HardwareFact)), data)
