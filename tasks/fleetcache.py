@@ -3,7 +3,11 @@ digests verified) and hosts are seeded from it over SSH, instead of every host d
 
 Models are kept in Ollama's own layout (manifests/<host>/<namespace>/<model>/<tag>, blobs/sha256-<hex>),
 so seeding a host is copying files into its models dir; Ollama lists a model once its manifest and
-blobs are there. Re-runs move nothing already present and intact (pyinfra compares checksums).
+blobs are there. Air-gapped sites point `local_dir` at a directory in that same layout (a copy of a
+connected machine's ~/.ollama/models); its blobs are verified and used in place.
+
+A deploy runs one process for the whole fleet: each file is verified once per run, not once per host
+(hashing a 5 GB model eight times would cost minutes), and each manifest is read once.
 
 Example:
     cached_release(artifact, "~/.cache/ollama-deploy")       # -> local path of the verified artifact
@@ -26,10 +30,23 @@ from .release import auth_headers
 
 _LOCKS: dict[str, threading.Lock] = {}  # one download per file, however many hosts ask at once
 _LOCKS_GUARD = threading.Lock()
+_VERIFIED: dict[Path, tuple[int, int, str]] = {}  # path -> (size, mtime_ns, sha256) checked this run
+_MODELS: dict[tuple[str, str, str, str | None], CachedModel] = {}
 
 
 class FleetCacheError(RuntimeError):
     pass
+
+
+def fleet_cache_on(settings) -> bool:
+    """Models from a local directory can only reach hosts through the fleet cache."""
+    return settings.ollama_fleet_cache or settings.ollama_models_local_dir is not None
+
+
+def clear_cache() -> None:
+    """Forget what this run verified and read (tests; a long-lived process that wants a fresh check)."""
+    _VERIFIED.clear()
+    _MODELS.clear()
 
 
 def _lock(key: str) -> threading.Lock:
@@ -37,18 +54,30 @@ def _lock(key: str) -> threading.Lock:
         return _LOCKS.setdefault(key, threading.Lock())
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def sha256_of(path) -> str:
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def verified(path: Path, sha256: str) -> bool:
+    """`path` exists and holds `sha256` (hashed once per run while its size and mtime stay the same)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return False
+    seen = (stat.st_size, stat.st_mtime_ns, sha256)
+    if _VERIFIED.get(path) == seen:
+        return True
+    if sha256_of(path) != sha256:
+        return False
+    _VERIFIED[path] = seen
+    return True
 
 
 def fetch_verified(url: str, dest: Path, sha256: str) -> Path:
     """Download `url` to `dest` unless it is already there with `sha256`; verify before it is kept."""
     with _lock(str(dest)):
-        if dest.exists() and _sha256(dest) == sha256:
+        if verified(dest, sha256):
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(dest.name + ".partial")
@@ -60,11 +89,12 @@ def fetch_verified(url: str, dest: Path, sha256: str) -> Path:
                         f.write(chunk)
         except requests.RequestException as e:
             raise FleetCacheError(f"cannot fetch {url}: {e}") from None
-        got = _sha256(partial)
-        if got != sha256:
+        if not verified(partial, sha256):
+            got = sha256_of(partial)
             partial.unlink()
             raise FleetCacheError(f"sha256 mismatch for {url}: expected {sha256}, got {got}")
         partial.rename(dest)
+        _VERIFIED[dest] = _VERIFIED.pop(partial)
         return dest
 
 
@@ -84,31 +114,72 @@ class CachedModel:
         return model_info_from_kv(name, read_kv(str(self.weights)), self.weights.stat().st_size)
 
 
-def cached_model(name: str, registry: str, cache_dir: str) -> CachedModel:
-    """The model's manifest and every blob it names, fetched once into the cache, digests verified."""
+def cached_model(name: str, registry: str, cache_dir: str, local_dir: str | None = None) -> CachedModel:
+    """The model's manifest and every blob it names, digests verified: fetched once into the cache,
+    or taken from `local_dir` (Ollama's layout). Later calls in this run get the same answer."""
+    key = (name, registry, cache_dir, local_dir)
+    with _lock(repr(key)):
+        if key not in _MODELS:
+            _MODELS[key] = _from_local_dir(name, Path(local_dir).expanduser()) if local_dir \
+                else _from_registry(name, registry, Path(cache_dir).expanduser() / "models")
+        return _MODELS[key]
+
+
+def _relpath(name: str) -> str:
+    host, namespace, model, tag = parse_model_name(name)
+    return f"manifests/{host}/{namespace}/{model}/{tag}"
+
+
+def _layers(name: str, manifest: bytes) -> list[dict]:
+    try:
+        parsed = json.loads(manifest)
+        return [parsed["config"], *parsed["layers"]]
+    except (ValueError, KeyError, TypeError):
+        raise FleetCacheError(f"{name}: the manifest is not an Ollama image manifest") from None
+
+
+def _cached(name: str, relpath: str, manifest: Path, blobs: dict[str, Path], layers: list[dict]) -> CachedModel:
+    weights = [blobs[layer["digest"].replace(":", "-", 1)] for layer in layers
+               if layer.get("mediaType") == "application/vnd.ollama.image.model"]
+    if not weights:
+        raise FleetCacheError(f"{name}: the manifest has no model layer")
+    return CachedModel(relpath, manifest, blobs, weights[0])
+
+
+def _from_registry(name: str, registry: str, root: Path) -> CachedModel:
     host, namespace, model, tag = parse_model_name(name)
     base = f"{registry_base(name, registry)}/v2/{namespace}/{model}"
-    root = Path(cache_dir).expanduser() / "models"
-    relpath = f"manifests/{host}/{namespace}/{model}/{tag}"
     try:
         reply = requests.get(f"{base}/manifests/{tag}", timeout=30, headers={
             **auth_headers(), "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
         reply.raise_for_status()
     except requests.RequestException as e:
         raise FleetCacheError(f"cannot fetch the manifest of {name}: {e}") from None
-    manifest = json.loads(reply.content)
-    blobs, weights = {}, None
-    for layer in [manifest["config"], *manifest["layers"]]:
-        algorithm, hexdigest = layer["digest"].split(":", 1)
-        file_name = f"{algorithm}-{hexdigest}"
-        blobs[file_name] = fetch_verified(f"{base}/blobs/{layer['digest']}", root / "blobs" / file_name, hexdigest)
-        if layer.get("mediaType") == "application/vnd.ollama.image.model":
-            weights = blobs[file_name]
-    if weights is None:
-        raise FleetCacheError(f"{name}: the manifest has no model layer")
+    layers = _layers(name, reply.content)
+    blobs = {}
+    for layer in layers:
+        file_name = layer["digest"].replace(":", "-", 1)
+        blobs[file_name] = fetch_verified(f"{base}/blobs/{layer['digest']}", root / "blobs" / file_name,
+                                          layer["digest"].split(":", 1)[1])
+    relpath = _relpath(name)
     manifest_path = root / relpath
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = manifest_path.with_name(manifest_path.name + f".{os.getpid()}.tmp")
     tmp.write_bytes(reply.content)  # Ollama checks the manifest's own digest: keep its exact bytes
     tmp.replace(manifest_path)
-    return CachedModel(relpath, manifest_path, blobs, weights)
+    return _cached(name, relpath, manifest_path, blobs, layers)
+
+
+def _from_local_dir(name: str, root: Path) -> CachedModel:
+    relpath = _relpath(name)
+    manifest = root / relpath
+    if not manifest.is_file():
+        raise FleetCacheError(f"{name} is not in {root} (no {relpath})")
+    layers = _layers(name, manifest.read_bytes())
+    blobs = {}
+    for layer in layers:
+        file_name = layer["digest"].replace(":", "-", 1)
+        blobs[file_name] = root / "blobs" / file_name
+        if not verified(blobs[file_name], layer["digest"].split(":", 1)[1]):
+            raise FleetCacheError(f"{name}: {blobs[file_name]} is missing or does not match its digest")
+    return _cached(name, relpath, manifest, blobs, layers)

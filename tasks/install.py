@@ -15,7 +15,7 @@ from pyinfra.operations import files, server
 from .facts import InstalledRelease
 from .configure import render
 from .operations import file_content, release_installed
-from .fleetcache import cached_release
+from .fleetcache import cached_release, fleet_cache_on
 from .release import CACHE_DIR, Artifact, artifact_for, auth_headers
 from .settings import listens_on_loopback
 from .plan import plan_for
@@ -28,7 +28,7 @@ def install_ollama():
     plan = plan_for(host)
     settings = plan.settings
     artifact = artifact_for(settings, plan.hardware.arch)
-    if settings.ollama_fleet_cache and not artifact.local_path:
+    if fleet_cache_on(settings) and not artifact.local_path:
         # Fetched once for the fleet on the control node (verified), then uploaded like an air-gapped one.
         local = cached_release(artifact.url, artifact.name, settings.ollama_version, artifact.sha256,
                                settings.ollama_fleet_cache_dir)

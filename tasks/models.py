@@ -9,8 +9,8 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from .facts import OllamaModels, canonical_model, tuned_name
-from .fleetcache import cached_model
-from .operations import model_absent, model_pulled, model_seeded, model_tuned
+from .fleetcache import cached_model, fleet_cache_on
+from .operations import model_absent, model_pulled, model_tuned, models_seeded
 from .plan import plan_for
 from .settings import api_url, selected_models
 
@@ -22,12 +22,12 @@ def ensure_models():
     ollama = f"{settings.ollama_prefix}/bin/ollama"
     api = api_url(settings)
     models = selected_models(settings)
-    if settings.ollama_fleet_cache:
-        for model in models:  # fetched once on the control node, then copied; the pull below confirms
-            cached = cached_model(model, settings.ollama_registry_url, settings.ollama_fleet_cache_dir)
-            model_seeded(name=f"Seed {model} from the fleet cache", model=model, manifest=str(cached.manifest),
-                         manifest_relpath=cached.manifest_relpath, models_dir=settings.ollama_models_dir,
-                         blobs={k: str(v) for k, v in cached.blobs.items()})
+    if fleet_cache_on(settings):  # fetched once on the control node (at plan time), then copied; the pull below confirms
+        cached = [cached_model(model, settings.ollama_registry_url, settings.ollama_fleet_cache_dir,
+                               settings.ollama_models_local_dir) for model in models]
+        models_seeded(name="Seed models from the fleet cache", models_dir=settings.ollama_models_dir,
+                      manifests={c.manifest_relpath: str(c.manifest) for c in cached},
+                      blobs={name: str(path) for c in cached for name, path in c.blobs.items()})
     for model in models:
         info = plan.models.get(model)
         model_pulled(name=f"Model {model}", model=model, api=api, ollama=ollama, models_dir=settings.ollama_models_dir,

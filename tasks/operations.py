@@ -8,14 +8,14 @@ import json
 import shlex
 from io import StringIO
 
-from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, operation
-from pyinfra.facts.files import File as FileFact
-from pyinfra.facts.files import Sha256File
-from pyinfra.operations import files
+from pyinfra import host, logger
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.facts.files import FileContents
+from pyinfra.operations.util.files import generate_color_diff
 
-from .facts import (RELEASE_MARKER, InstalledRelease, OllamaModelParameters, OllamaModels, OllamaVersion,
+from .facts import (RELEASE_MARKER, InstalledRelease, PathStates, OllamaModelParameters, OllamaModels, OllamaVersion,
                     canonical_model, tuned_name)
+from .fleetcache import sha256_of
 from .goparse import format_params
 
 # Replaces bin/ollama and lib/ollama only after the download's sha256 matched and it unpacked;
@@ -184,6 +184,7 @@ def file_content(path: str, content: str | None, mode: str = "644"):
     it: a run killed mid-upload never leaves a half-written unit or drop-in for systemd to read.
     One operation for both cases, so every host runs the same operations in the same order
     (pyinfra orders operations across hosts; per-host branches between two operations cycle).
+    The check is one command (content digest, owner and mode together); a change is two more.
 
     **Example:**
 
@@ -192,44 +193,71 @@ def file_content(path: str, content: str | None, mode: str = "644"):
         file_content(name="Drop-in performance.conf", path="/etc/systemd/system/ollama.service.d/performance.conf",
                      content="[Service]\nEnvironment=\"OLLAMA_KEEP_ALIVE=1h\"\n")
     """
+    current = host.get_fact(PathStates, paths=[path]).get(path)
     if content is None:
-        yield from files.file._inner(path=path, present=False)
+        if current:
+            yield StringCommand("rm", "-f", QuoteString(path))
         return
-    current = host.get_fact(FileFact, path=path)
-    wanted = hashlib.sha256(content.encode()).hexdigest()
-    if current and host.get_fact(Sha256File, path=path) == wanted and current["user"] == "root" \
-            and current["group"] == "root" and current["mode"] == int(mode):  # pyinfra gives 644 for rw-r--r--
+    if current == (hashlib.sha256(content.encode()).hexdigest(), f"root:root:{mode}"):
         host.noop(f"{path} is up to date")
         return
-    staged = f"{path}.ollama-deploy-new"  # not *.conf / *.service: systemd never reads it
-    yield from files.put._inner(src=StringIO(content), dest=staged, user="root", group="root", mode=mode,
-                                force=True)
-    yield StringCommand("mv", "-f", QuoteString(staged), QuoteString(path))
+    _log_diff(path, content)
+    staged = QuoteString(f"{path}.ollama-deploy-new")  # not *.conf / *.service: systemd never reads it
+    yield FileUploadCommand(StringIO(content), staged.obj)
+    yield StringCommand("chown", "root:root", staged, "&&", "chmod", mode, staged, "&&",
+                        "mv", "-f", staged, QuoteString(path))
+
+
+def _log_diff(path: str, content: str):
+    """What `pyinfra --diff` shows for a file this run rewrites."""
+    if host.state.config.DIFF:
+        old = [line + "\n" for line in host.get_fact(FileContents, path=path) or []]
+        host.log(f"Will write {path}", logger.info)
+        for line in generate_color_diff(old, content.splitlines(keepends=True)):
+            logger.info("  %s", line)
 
 
 @operation()
-def model_seeded(model: str, manifest_relpath: str, manifest: str, blobs: dict, models_dir: str):
+def models_seeded(models_dir: str, manifests: dict, blobs: dict):
     """
-    Copy a model from the control node's fleet cache into the host's models dir, in Ollama's layout:
-    each blob that is missing or differs (a corrupted one is replaced), then the manifest. One
-    operation per model keeps the operation order the same on every host.
+    Copy models from the control node's fleet cache into the host's models dir, in Ollama's layout:
+    each blob that is missing or does not match its digest (a corrupted one is replaced), then the
+    manifests, which is when Ollama lists a model. One command checks every file; the copies go
+    over the deploy's own SSH connection into a staging directory beside blobs/ and are renamed
+    into place, so Ollama never reads a half-copied blob.
 
     **Example:**
 
     .. code:: python
 
-        model_seeded(name="Seed qwen2.5-coder:7b", model="qwen2.5-coder:7b",
-                     manifest_relpath="manifests/registry.ollama.ai/library/qwen2.5-coder/7b",
-                     manifest="/root/.cache/ollama-deploy/models/manifests/...",
-                     blobs={"sha256-…": "/root/.cache/ollama-deploy/models/blobs/sha256-…"},
-                     models_dir="/usr/share/ollama/.ollama/models")
+        models_seeded(name="Seed models from the fleet cache", models_dir="/usr/share/ollama/.ollama/models",
+                      manifests={"manifests/registry.ollama.ai/library/qwen2.5-coder/7b": "/root/.cache/…/7b"},
+                      blobs={"sha256-…": "/root/.cache/ollama-deploy/models/blobs/sha256-…"})
     """
-    owner = {"user": "ollama", "group": "ollama"}
-    # Directories Ollama must be able to write into later (its own pulls), so not root's.
-    parts = manifest_relpath.split("/")[:-1]
-    for depth in range(1, len(parts) + 1):
-        yield from files.directory._inner(path=f"{models_dir}/{'/'.join(parts[:depth])}", mode="755", **owner)
-    yield from files.directory._inner(path=f"{models_dir}/blobs", mode="755", **owner)
-    for file_name, local in sorted(blobs.items()):
-        yield from files.put._inner(src=local, dest=f"{models_dir}/blobs/{file_name}", mode="644", **owner)
-    yield from files.put._inner(src=manifest, dest=f"{models_dir}/{manifest_relpath}", mode="644", **owner)
+    owned = "ollama:ollama"
+    dirs = sorted({"blobs"} | {"/".join(rel.split("/")[:depth]) for rel in manifests
+                               for depth in range(1, len(rel.split("/")))}, key=lambda d: (d.count("/"), d))
+    wanted = {**{d: ("dir", f"{owned}:755") for d in dirs},
+              **{f"blobs/{name}": (name.split("-", 1)[1], f"{owned}:644") for name in blobs},
+              **{rel: (sha256_of(local), f"{owned}:644") for rel, local in manifests.items()}}
+    current = host.get_fact(PathStates, paths=[f"{models_dir}/{p}" for p in wanted])
+    stale = [p for p, state in wanted.items() if current.get(f"{models_dir}/{p}") != state]
+    if not stale:
+        host.noop(f"{len(manifests)} models present and verified")
+        return
+    sources = {**{f"blobs/{name}": local for name, local in blobs.items()}, **manifests}
+    copies = [p for p in stale if p in sources and current.get(f"{models_dir}/{p}", ("",))[0] != wanted[p][0]]
+    staging = f"{models_dir}/.ollama-deploy-incoming"
+    yield StringCommand("rm", "-rf", QuoteString(staging), "&&", "mkdir", "-m", "700", QuoteString(staging))
+    for i, p in enumerate(copies):
+        yield FileUploadCommand(sources[p], f"{staging}/{i}")
+    script = [f"cd {shlex.quote(models_dir)}"]
+    script += [f"mkdir -p {shlex.quote(d)} && chown {owned} {shlex.quote(d)} && chmod 755 {shlex.quote(d)}"
+               for d in dirs if d in stale]
+    # Blobs before manifests (blobs/ sorts first): a model is listed only once all its blobs are in place.
+    script += [f"chown {owned} {staging_file} && chmod 644 {staging_file} && mv -f {staging_file} {shlex.quote(p)}"
+               for i, p in enumerate(copies) for staging_file in [shlex.quote(f"{staging}/{i}")]]
+    script += [f"chown {owned} {shlex.quote(p)} && chmod 644 {shlex.quote(p)}"
+               for p in stale if p not in copies and p not in dirs]
+    script.append(f"rm -rf {shlex.quote(staging)}")
+    yield StringCommand("sh", "-c", QuoteString(" && ".join(script)))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from .budget import check_budget, memory_max_bytes
 from .derive import GPU_PROFILES, derive
 from .hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
-from .fleetcache import FleetCacheError, cached_model
+from .fleetcache import FleetCacheError, cached_model, cached_release, fleet_cache_on
 from .modelinfo import ModelInfoError, fetch_model_info
 from .release import ReleaseError, artifact_for
 from .settings import PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, resolve, selected_models
@@ -112,8 +112,9 @@ def hardware_of(detected: Hardware, data: dict) -> Hardware:
 def _model_info(model: str, settings: OllamaSettings):
     """With the fleet cache the model is fetched once now and measured from the file; otherwise only
     its manifest and GGUF header are read from the registry."""
-    if settings.ollama_fleet_cache:
-        return cached_model(model, settings.ollama_registry_url, settings.ollama_fleet_cache_dir).info(model)
+    if fleet_cache_on(settings):
+        return cached_model(model, settings.ollama_registry_url, settings.ollama_fleet_cache_dir,
+                            settings.ollama_models_local_dir).info(model)
     return fetch_model_info(model, settings.ollama_registry_url)
 
 
@@ -130,18 +131,28 @@ def plan_for(target, check: bool = True) -> HostPlan:
     settings = settings_from(hw, data, profile)
     problems = _hardware_problems(settings, hw, profile) if check else []
     if check:
-        try:  # the artifact and its checksum must be known before any host is touched
-            artifact_for(settings, hw.arch)
-        except ReleaseError as e:
+        try:  # the artifact and its checksum must be known (with the fleet cache: fetched) before any host is touched
+            artifact = artifact_for(settings, hw.arch)
+            if fleet_cache_on(settings) and not artifact.local_path:
+                cached_release(artifact.url, artifact.name, settings.ollama_version, artifact.sha256,
+                               settings.ollama_fleet_cache_dir)
+        except (ReleaseError, FleetCacheError) as e:
             source = settings.ollama_release_local_dir or settings.ollama_release_base_url
             problems.append(f"key ollama_release_base_url, value {source!r}: {e}")
     infos = {}
-    if check and settings.ollama_check_memory_budget and selected_models(settings) and not problems:
+    # With the fleet cache the models are fetched and verified now, so a bad one stops the run here.
+    wants_info = settings.ollama_check_memory_budget or fleet_cache_on(settings)
+    if check and wants_info and selected_models(settings) and not problems:
         try:
             infos = {m: _model_info(m, settings) for m in selected_models(settings)}
-        except (ModelInfoError, FleetCacheError) as e:
+        except FleetCacheError as e:
+            key, value = (("ollama_models_local_dir", settings.ollama_models_local_dir)
+                          if settings.ollama_models_local_dir else ("ollama_models", selected_models(settings)))
+            raise SettingsError([f"key {key}, value {value!r}: {e}"]) from None
+        except ModelInfoError as e:
             raise SettingsError([f"key ollama_models, value {selected_models(settings)!r}: cannot check the "
                                  f"memory budget: {e} (set ollama_check_memory_budget=false to skip)"]) from None
+    if infos and settings.ollama_check_memory_budget:
         budget, spread = check_budget(settings, hw, infos)
         problems += budget
         if spread and settings.ollama_sched_spread is None:

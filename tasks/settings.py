@@ -69,6 +69,10 @@ class OllamaSettings(BaseModel):
         False, "Fetch each release artifact and model once on the control node (verified) and seed hosts from "
                "it over SSH, instead of each host downloading them.")
     ollama_fleet_cache_dir: str = setting("~/.cache/ollama-deploy", "The control node's fleet cache.")
+    ollama_models_local_dir: str | None = setting(
+        None, "Air-gapped sites: a directory on the control node in Ollama's models layout (manifests/, blobs/), "
+              "such as a connected machine's ~/.ollama/models; models are verified and seeded from it over SSH "
+              "(implies ollama_fleet_cache).")
 
     # performance.conf
     ollama_flash_attention: bool | None = setting(

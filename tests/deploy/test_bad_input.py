@@ -39,6 +39,8 @@ CASES = [
     ('ollama_origins=["*"]', "ollama_origins", "['*']", "any web page", ALL),
     (("ollama_version=0.32.99", "ollama_release_sha256={}"), "ollama_release_base_url", "'http://",
      "v0.32.99/sha256sum.txt: 404", ALL),
+    ("ollama_models_local_dir=/srv/no-such-models", "ollama_models_local_dir", "'/srv/no-such-models'",
+     "testbed/tiny is not in /srv/no-such-models", ALL),
     ("ollama_release_base_url=http://user:pw@mirror.invalid/r", "ollama_release_base_url",
      "'http://user:pw@mirror.invalid/r'", "OLLAMA_DEPLOY_MIRROR_TOKEN", ALL),
 ]

@@ -1,0 +1,94 @@
+"""tasks/fleetcache.py against a real static registry on 127.0.0.1: each file is fetched once and
+verified once per run, a damaged cache file is fetched again, and an air-gapped models directory
+is used in place with every digest checked."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tasks import fleetcache
+from tasks.fleetcache import FleetCacheError, cached_model, verified
+from testbed.models import publish_models
+from tests.unit.test_modelinfo import Registry
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registry")
+    publish_models(root)
+    return root
+
+
+@pytest.fixture
+def registry(root):
+    fleetcache.clear_cache()
+    r = Registry(root)
+    yield r
+    r.close()
+    fleetcache.clear_cache()
+
+
+def _gets(registry, kind: str) -> list[str]:
+    return [p for p, _ in registry.httpd.log if f"/{kind}/" in p]
+
+
+def test_a_model_is_fetched_once_and_later_calls_cost_nothing(registry, tmp_path):
+    first = cached_model("testbed/small", registry.url, str(tmp_path))
+    blobs = _gets(registry, "blobs")
+    assert len(blobs) == len(set(blobs)) == len(first.blobs)  # each blob once, whole
+    assert first.manifest_relpath == "manifests/registry.ollama.ai/testbed/small/latest"
+    assert all(verified(path, name.split("-", 1)[1]) for name, path in first.blobs.items())
+    requests_so_far = len(registry.httpd.log)
+    assert cached_model("testbed/small", registry.url, str(tmp_path)) is first  # the other hosts of this run
+    assert len(registry.httpd.log) == requests_so_far
+
+
+def test_a_new_run_reuses_intact_files_and_refetches_a_damaged_one(registry, tmp_path):
+    model = cached_model("testbed/tiny", registry.url, str(tmp_path))
+    fleetcache.clear_cache()  # a new run
+    with open(model.weights, "r+b") as f:
+        f.seek(100)
+        f.write(b"damage")
+    again = cached_model("testbed/tiny", registry.url, str(tmp_path))
+    damaged = f"/v2/testbed/tiny/blobs/{model.weights.name.replace('-', ':', 1)}"
+    assert _gets(registry, "blobs").count(damaged) == 2
+    assert verified(again.weights, again.weights.name.split("-", 1)[1])
+    assert len(_gets(registry, "blobs")) == len(model.blobs) + 1  # only the damaged blob came again
+
+
+def test_a_file_changed_after_verification_is_checked_again(tmp_path):
+    fleetcache.clear_cache()
+    path = tmp_path / "blob"
+    path.write_bytes(b"weights")
+    digest = fleetcache.sha256_of(path)
+    assert verified(path, digest)
+    path.write_bytes(b"WEIGHTS")
+    os.utime(path, ns=(1, 1))
+    assert not verified(path, digest)
+
+
+def test_an_air_gapped_directory_is_used_in_place(registry, tmp_path):
+    connected = cached_model("testbed/tiny", registry.url, str(tmp_path / "connected"))
+    airgap = tmp_path / "airgap"
+    shutil.copytree(tmp_path / "connected" / "models", airgap)
+    fleetcache.clear_cache()
+    requests_so_far = len(registry.httpd.log)
+    model = cached_model("testbed/tiny", "http://127.0.0.1:9", str(tmp_path / "unused"), str(airgap))
+    assert len(registry.httpd.log) == requests_so_far
+    assert model.manifest == airgap / connected.manifest_relpath
+    assert set(model.blobs) == set(connected.blobs) and model.weights.parent == airgap / "blobs"
+    assert model.info("testbed/tiny").block_count == connected.info("testbed/tiny").block_count
+
+
+def test_an_air_gapped_directory_with_a_bad_blob_or_no_model_is_refused(registry, tmp_path):
+    connected = cached_model("testbed/tiny", registry.url, str(tmp_path / "connected"))
+    airgap = tmp_path / "connected" / "models"
+    fleetcache.clear_cache()
+    with pytest.raises(FleetCacheError, match=r"testbed/small is not in .* \(no manifests/registry.ollama.ai/testbed/small/latest\)"):
+        cached_model("testbed/small", registry.url, "unused", str(airgap))
+    with open(connected.weights, "ab") as f:
+        f.write(b"x")
+    with pytest.raises(FleetCacheError, match=f"{connected.weights.name} is missing or does not match its digest"):
+        cached_model("testbed/tiny", registry.url, "unused", str(airgap))
