@@ -2,6 +2,8 @@
 
     pyinfra -y inventory/prod.py deploy.py
 """
+from pyinfra import inventory
+
 from tasks.configure import configure_ollama
 from tasks.firewall import firewall
 from tasks.install import install_ollama
@@ -9,9 +11,11 @@ from tasks.models import ensure_models
 from tasks.rollback import remember_good_config
 from tasks.service import apply_changes
 from tasks.smoke import smoke_test
+from tasks.tunnel import connections_without_nagle
 from tasks.validate import validate_inventory
 from tasks.verify import verify_host
 
+connections_without_nagle(inventory)  # before the first fact: every command is a small request
 validate_inventory()
 changes = install_ollama() + configure_ollama()
 firewall()

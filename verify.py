@@ -2,8 +2,12 @@
 
     pyinfra -y inventory/prod.py verify.py
 """
+from pyinfra import inventory
+
+from tasks.tunnel import connections_without_nagle
 from tasks.verify import verify_host
 
 # No validate_inventory(): verify changes nothing, and must report a host whose hardware no longer
 # matches its profile (a GPU host fallen back to CPU) instead of refusing it.
+connections_without_nagle(inventory)
 verify_host()
