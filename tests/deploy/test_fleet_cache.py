@@ -1,10 +1,14 @@
 """The fleet cache: each model and release artifact leaves the mirror once, whatever the number of
 hosts; re-runs move nothing; a corrupted blob on one host is found and replaced."""
+import json
 import os
 import re
+import shutil
 
 import pytest
 
+from tasks import fleetcache
+from tasks.fleetcache import cached_model
 from testbed import core
 from testbed.deployrun import run_deploy
 from testbed.layout import Testbed
@@ -57,3 +61,49 @@ def test_a_corrupted_blob_is_detected_and_replaced(fleet):
     assert {h for _, h in run.changed_ops()} == {host}  # only the damaged host got a copy
     digest = ssh(tb, host, f"sha256sum {blobs}/{victim}").stdout.split()[0]
     assert victim == f"sha256-{digest}"
+
+
+def _registry_gets(tb) -> int:
+    return sum(" GET /v2/" in line for line in (tb.state_dir / "mirror-access.log").read_text().splitlines())
+
+
+@pytest.fixture(scope="module")
+def airgap(fleet, tmp_path_factory):
+    """A copy of a connected machine's models dir (Ollama's layout), made from the mirror."""
+    tb, _ = fleet
+    connected = tmp_path_factory.mktemp("connected")
+    for model in ("testbed/tiny", "testbed/small"):
+        cached_model(model, tb.mirror_url, str(connected))
+    fleetcache.clear_cache()
+    return connected / "models"
+
+
+def test_air_gapped_models_come_from_a_local_directory_and_nothing_from_a_registry(fleet, airgap):
+    tb, cache = fleet
+    models = "/usr/share/ollama/.ollama/models"
+    for h in tb.hosts:
+        ssh(tb, h.name, f"rm -rf {models}/manifests {models}/blobs")
+    before = _registry_gets(tb)
+    offline = ["--data", f"ollama_models_local_dir={airgap}", "--data", "ollama_registry_url=http://127.0.0.1:9"]
+    run = run_deploy(tb.inventory_path, *cache, *offline)
+    assert run.rc == 0, run.stderr[-3000:]
+    assert _registry_gets(tb) == before  # no manifest, no blob: not even a header read for the budget
+    for h in tb.hosts:
+        assert "testbed/tiny:latest" in ssh(tb, h.name, "ollama list").stdout, h.name
+    assert run_deploy(tb.inventory_path, *cache, *offline).changed_ops() == []
+
+
+def test_an_air_gapped_directory_with_a_damaged_blob_is_refused_before_any_change(fleet, airgap, tmp_path):
+    tb, cache = fleet
+    damaged = tmp_path / "models"
+    shutil.copytree(airgap, damaged)
+    manifest = json.loads((damaged / "manifests/registry.ollama.ai/testbed/tiny/latest").read_text())
+    weights = damaged / "blobs" / manifest["layers"][0]["digest"].replace(":", "-")  # every host has tiny
+    with open(weights, "r+b") as f:
+        f.write(b"damage")
+    run = run_deploy(tb.inventory_path, *cache, "--data", f"ollama_models_local_dir={damaged}")
+    assert run.rc != 0 and run.changed_ops(include_checks=True) == []
+    lines = [line.strip() for line in run.stderr.splitlines() if line.strip().startswith("host ")]
+    assert {line.split(":")[0] for line in lines} == {f"host {h.name}" for h in tb.hosts}
+    assert all(f"key ollama_models_local_dir, value '{damaged}'" in line and
+               f"{weights} is missing or does not match its digest" in line for line in lines), lines
