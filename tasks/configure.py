@@ -10,7 +10,6 @@ from pathlib import Path
 import jinja2
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files
 
 from .operations import file_content
 from .plan import plan_for
@@ -36,9 +35,6 @@ def render_dropin(file_name: str, lines: list[DropinLine]) -> str:
 def configure_ollama():
     settings = plan_for(host).settings
     wanted = dropins(settings)
-    files.directory(name="Models directory", path=settings.ollama_models_dir, user="ollama", group="ollama",
-                    mode="755")
-    files.directory(name="Drop-in directory", path=DROPIN_DIR, user="root", group="root", mode="755")
     # Not a restart trigger: the hook only runs at resume.
     file_content(name="Resume hook (nvidia_uvm)", path=RESUME_HOOK, mode="755",
                  content=render("ollama-resume.sh.j2") if settings.ollama_resume_fix else None)

@@ -113,23 +113,20 @@ def model_name_problem(name: str) -> str | None:
     return None
 
 
-class OllamaInstallation(FactBase[dict]):
-    """The installed client's version (`ollama --version`) and the unit's state, in one round trip:
-    {"version": "0.32.15" | None, "active": "active", "enabled": "enabled", "main_pid": 1234}."""
+class UnitState(FactBase[dict]):
+    """A systemd unit's state in one `systemctl show` (pyinfra's systemd facts list every unit):
+    {"active": "active", "enabled": "enabled", "main_pid": 1234}."""
 
     @staticmethod
     def default():
-        return {"version": None, "active": "inactive", "enabled": "not-found", "main_pid": 0}
+        return {"active": "inactive", "enabled": "not-found", "main_pid": 0}
 
-    def command(self, prefix="/usr/local"):
-        return (f"{prefix}/bin/ollama --version 2>&1 | grep -o 'version is [^ ]*' | tail -1 || true; "
-                "systemctl show ollama.service -p ActiveState -p UnitFileState -p MainPID 2>/dev/null || true")
+    def command(self, unit):
+        return f"systemctl show {shlex.quote(unit)} -p ActiveState -p UnitFileState -p MainPID 2>/dev/null || true"
 
     def process(self, output):
         state = self.default()
         for line in output:
-            if line.startswith("version is "):
-                state["version"] = line.split()[-1]
             key, _, value = line.partition("=")
             if key == "ActiveState":
                 state["active"] = value
@@ -160,3 +157,13 @@ class PathStates(FactBase[dict]):
             digest, owner, path = line.split(" ", 2)
             states[path] = (digest, owner)
         return states
+
+
+class UserGroups(FactBase[set | None]):
+    """The groups `user` belongs to (`id -Gn`), or None when there is no such user."""
+
+    def command(self, user):
+        return f"id -Gn {shlex.quote(user)} 2>/dev/null || true"
+
+    def process(self, output):
+        return set(" ".join(output).split()) or None

@@ -10,11 +10,11 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Groups
-from pyinfra.operations import files, server
+from pyinfra.operations import files
 
 from .facts import InstalledRelease
 from .configure import render
-from .operations import file_content, release_installed
+from .operations import account_applied, file_content, release_installed
 from .fleetcache import cached_release, fleet_cache_on
 from .release import CACHE_DIR, Artifact, artifact_for, auth_headers
 from .settings import listens_on_loopback
@@ -33,11 +33,18 @@ def install_ollama():
         local = cached_release(artifact.url, artifact.name, settings.ollama_version, artifact.sha256,
                                settings.ollama_fleet_cache_dir)
         artifact = Artifact(artifact.name, f"file://{CACHE_DIR}/{artifact.name}", artifact.sha256, str(local))
-    server.group(name="Group ollama", group="ollama", system=True)
+    # The account and the directories it writes, declared the systemd way (as distribution packages
+    # do): one cheap check per run, where pyinfra's server.user reads every account on the host.
     # GPU device nodes belong to render/video; Ollama needs them, where the groups exist.
     gpu_groups = [g for g in ("render", "video") if g in host.get_fact(Groups)]
-    server.user(name="User ollama", user="ollama", group="ollama", groups=gpu_groups, append=True,
-                system=True, home=OLLAMA_HOME, shell="/bin/false", ensure_home=True)
+    sysusers, tmpfiles = "/etc/sysusers.d/ollama.conf", "/etc/tmpfiles.d/ollama.conf"
+    file_content(name="Account ollama (sysusers.d)", path=sysusers,
+                 content=render("sysusers.conf.j2", home=OLLAMA_HOME, groups=gpu_groups))
+    file_content(name="Ollama's directories (tmpfiles.d)", path=tmpfiles,
+                 content=render("tmpfiles.conf.j2", home=OLLAMA_HOME, models_dir=settings.ollama_models_dir))
+    account_applied(name="User ollama and its directories", user="ollama", groups=gpu_groups,
+                    dirs=[OLLAMA_HOME, f"{OLLAMA_HOME}/.ollama", settings.ollama_models_dir],
+                    sysusers=sysusers, tmpfiles=tmpfiles)
 
     def not_installed():
         return host.get_fact(InstalledRelease, prefix=settings.ollama_prefix) != artifact.sha256

@@ -13,8 +13,8 @@ from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
-from .facts import (RELEASE_MARKER, InstalledRelease, PathStates, OllamaModelParameters, OllamaModels, OllamaVersion,
-                    canonical_model, tuned_name)
+from .facts import (RELEASE_MARKER, InstalledRelease, OllamaModelParameters, OllamaModels, OllamaVersion, PathStates,
+                    UnitState, UserGroups, canonical_model, tuned_name)
 from .fleetcache import sha256_of
 from .goparse import format_params
 
@@ -176,6 +176,51 @@ def model_tuned(model: str, parameters: dict, api: str = "http://127.0.0.1:11434
 
 
 @operation()
+def account_applied(user: str, groups: list, dirs: list, sysusers: str, tmpfiles: str):
+    """
+    Make the system account and its directories from a sysusers.d and a tmpfiles.d file (written
+    before this), when the account is missing, lacks one of `groups`, or a directory in `dirs` is
+    not the account's with mode 755. One check command each for the account and the directories.
+
+    **Example:**
+
+    .. code:: python
+
+        account_applied(name="User ollama and its directories", user="ollama", groups=["video"],
+                        dirs=["/usr/share/ollama", "/usr/share/ollama/.ollama"],
+                        sysusers="/etc/sysusers.d/ollama.conf", tmpfiles="/etc/tmpfiles.d/ollama.conf")
+    """
+    member_of = host.get_fact(UserGroups, user=user)
+    states = host.get_fact(PathStates, paths=dirs)
+    if member_of and set(groups) <= member_of and all(states.get(d) == ("dir", f"{user}:{user}:755") for d in dirs):
+        host.noop(f"user {user} and its directories are in place")
+        return
+    yield StringCommand("systemd-sysusers", QuoteString(sysusers), "&&",
+                        "systemd-tmpfiles", "--create", QuoteString(tmpfiles))
+
+
+@operation()
+def unit_state(unit: str, enabled: bool = False, running: bool = False):
+    """
+    Enable a systemd unit at boot and/or start it, when it is not already; one cheap check.
+    Enabling uses --no-reload: the deploy reloads systemd once, in its restart step, instead of
+    `systemctl enable` reloading it a second time on every host.
+
+    **Example:**
+
+    .. code:: python
+
+        unit_state(name="Ollama enabled at boot", unit="ollama.service", enabled=True)
+        unit_state(name="Ollama running", unit="ollama.service", running=True)
+    """
+    state = host.get_fact(UnitState, unit=unit)
+    if enabled and state["enabled"] not in ("enabled", "enabled-runtime", "static"):
+        yield StringCommand("systemctl", "enable", "--no-reload", QuoteString(unit))
+    if running and state["active"] != "active":
+        yield StringCommand("systemctl", "start", QuoteString(unit))
+
+
+@operation()
 def file_content(path: str, content: str | None, mode: str = "644"):
     """
     Make the root-owned file at `path` hold exactly `content`, or remove it when `content` is None.
@@ -193,7 +238,9 @@ def file_content(path: str, content: str | None, mode: str = "644"):
         file_content(name="Drop-in performance.conf", path="/etc/systemd/system/ollama.service.d/performance.conf",
                      content="[Service]\nEnvironment=\"OLLAMA_KEEP_ALIVE=1h\"\n")
     """
-    current = host.get_fact(PathStates, paths=[path]).get(path)
+    parent = path.rsplit("/", 1)[0] or "/"
+    states = host.get_fact(PathStates, paths=[path, parent])
+    current = states.get(path)
     if content is None:
         if current:
             yield StringCommand("rm", "-f", QuoteString(path))
@@ -202,6 +249,8 @@ def file_content(path: str, content: str | None, mode: str = "644"):
         host.noop(f"{path} is up to date")
         return
     _log_diff(path, content)
+    if parent not in states:
+        yield StringCommand("mkdir", "-p", QuoteString(parent))
     staged = QuoteString(f"{path}.ollama-deploy-new")  # not *.conf / *.service: systemd never reads it
     yield FileUploadCommand(StringIO(content), staged.obj)
     yield StringCommand("chown", "root:root", staged, "&&", "chmod", mode, staged, "&&",

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import python, systemd
+from pyinfra.operations import python, server
 
-from .operations import api_answers
+from .operations import api_answers, unit_state
 from .plan import plan_for
 from .rollback import config_applied, fail_with_rollback, stale, wait_serving
 from .settings import api_url
@@ -21,9 +21,11 @@ def apply_changes(changes):
     # Gated at execution time: on an unchanged host this yields nothing (and so no restart). "Stale"
     # catches an earlier run killed between writing the files and restarting.
     restart_needed = [lambda: any(m.did_change() for m in changes) or stale(prefix)]
-    systemd.service(name="Reload systemd, restart Ollama (something changed)", service="ollama.service",
-                    running=True, restarted=True, daemon_reload=True, _if=restart_needed)
-    systemd.service(name="Ollama enabled and running", service="ollama.service", running=True, enabled=True)
+    unit_state(name="Ollama enabled at boot", unit="ollama.service", enabled=True)
+    # `restart` also starts a stopped unit: one reload and one restart per changed host.
+    server.shell(name="Reload systemd, restart Ollama (something changed)", _if=restart_needed,
+                 commands=["systemctl daemon-reload", "systemctl restart ollama.service"])
+    unit_state(name="Ollama running", unit="ollama.service", running=True)
     # After a restart: serving, or crash loop / timeout -> roll back to the last good configuration.
     python.call(name="Serving after the change, else roll back", function=_serving_or_roll_back,
                 api=api_url(settings), timeout=settings.ollama_api_timeout, _if=restart_needed)

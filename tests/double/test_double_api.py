@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import requests
 
@@ -70,6 +73,18 @@ def test_startup_log_and_server_config(server):
     cpu = server.lines("inference compute")[0]
     assert "id=cpu library=cpu" in cpu and "libdirs=ollama " in cpu
     assert "default_num_ctx=4096" in server.lines("vram-based default context")[0]
+
+
+def test_keypair_is_made_first_and_serve_exits_when_it_cannot_be(server, tmp_path, release):
+    key = Path(server.env["HOME"]) / ".ollama" / "id_ed25519"
+    assert key.is_file() and key.stat().st_mode & 0o777 == 0o600
+    home = tmp_path / "badhome"
+    home.mkdir()
+    (home / ".ollama").write_text("a file where Ollama wants its directory")
+    p = subprocess.run([sys.executable, str(release / "bin" / "ollama"), "serve"], capture_output=True, text=True,
+                       env={"HOME": str(home), "OLLAMA_HOST": "127.0.0.1:9"}, timeout=30)
+    assert p.returncode == 1
+    assert f"Error: could not create directory mkdir {home}/.ollama: not a directory" in p.stderr
 
 
 def test_server_config_parse_rules(start):

@@ -31,6 +31,12 @@ def test_ollama_user_and_group(target):
     for gpu_group in ("render", "video"):
         if h.group(gpu_group).exists:
             assert gpu_group in user.groups
+    # `ollama serve` writes its keypair under ~/.ollama first, and exits when it cannot.
+    for directory in ("/usr/share/ollama", "/usr/share/ollama/.ollama", target.settings.ollama_models_dir):
+        d = h.file(directory)
+        assert d.is_directory and (d.user, d.group, d.mode) == ("ollama", "ollama", 0o755), directory
+    key = h.file("/usr/share/ollama/.ollama/id_ed25519")
+    assert key.is_file and key.user == "ollama" and key.mode == 0o600
 
 
 def test_unit_enabled_and_running(target):

@@ -1,19 +1,15 @@
 """Ollama facts parse what the host prints (recorded from the testbed's test double and systemd 252)."""
-from tasks.facts import (OllamaInstallation, OllamaModels, canonical_model, parse_show_parameters,
-                         tuned_name)
+from tasks.facts import OllamaModels, UnitState, canonical_model, parse_show_parameters, tuned_name
 
 
-def test_installation_running():
-    out = ["version is 0.32.15", "MainPID=4242", "ActiveState=active", "UnitFileState=enabled"]
-    assert OllamaInstallation().process(out) == {"version": "0.32.15", "active": "active",
-                                                  "enabled": "enabled", "main_pid": 4242}
+def test_unit_running():
+    out = ["MainPID=4242", "ActiveState=active", "UnitFileState=enabled"]
+    assert UnitState().process(out) == {"active": "active", "enabled": "enabled", "main_pid": 4242}
 
 
-def test_installation_client_only_server_down():
-    # `ollama --version` without a server prints "Warning: client version is X" (grep keeps the tail).
-    out = ["version is 0.32.15", "MainPID=0", "ActiveState=inactive", "UnitFileState="]
-    state = OllamaInstallation().process(out)
-    assert state["version"] == "0.32.15" and state["active"] == "inactive" and state["enabled"] == "not-found"
+def test_unit_not_installed():
+    out = ["MainPID=0", "ActiveState=inactive", "UnitFileState="]
+    assert UnitState().process(out) == {"active": "inactive", "enabled": "not-found", "main_pid": 0}
 
 
 def test_models_fact_uses_canonical_names():

@@ -555,7 +555,38 @@ def _listen_addr(srv) -> str:
     return goparse.go_join_host_port(host, str(port))
 
 
+def initialize_keypair(environ: dict) -> str | None:
+    """cmd.go initializeKeypair, run before anything else by RunServer: ~/.ollama/id_ed25519 is made
+    when missing; an error (e.g. a root-owned ~/.ollama) ends ``ollama serve``. Returns that error."""
+    home = environ.get("HOME") or os.path.expanduser("~")
+    private = os.path.join(home, ".ollama", "id_ed25519")
+    if os.path.exists(private):
+        return None
+    print(f"Couldn't find '{private}'. Generating new private key.")
+    directory = os.path.dirname(private)
+    try:
+        if os.path.exists(directory) and not os.path.isdir(directory):  # Go's MkdirAll: ENOTDIR
+            raise NotADirectoryError(20, "not a directory", directory)
+        os.makedirs(directory, 0o755, exist_ok=True)
+    except OSError as e:
+        return f"could not create directory mkdir {e.filename}: {(e.strerror or str(e)).lower()}"
+    try:  # not a real key: the double signs nothing
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, b"TEST DOUBLE: not an ed25519 key\n")
+        os.close(fd)
+        fd = os.open(private + ".pub", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"ssh-ed25519 TEST-DOUBLE\n")
+        os.close(fd)
+    except OSError as e:
+        return f"open {e.filename}: {(e.strerror or str(e)).lower()}"
+    return None
+
+
 def serve(environ=None) -> int:
+    problem = initialize_keypair(dict(os.environ if environ is None else environ))
+    if problem:
+        print(f"Error: {problem}", file=sys.stderr)
+        return 1
     app = App(environ)
     h = app.env.host
     bind_host = h.host if h.host != "" else "::"
