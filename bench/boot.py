@@ -1,6 +1,6 @@
 """Testbed benchmark (not a test): cold base build, bring-up of 1 and 8 hosts from cache, memory per host.
 
-Run as root:  .venv/bin/python -m testbed.bench [--skip-cold]
+Run as root:  .venv/bin/python -m bench.boot [--skip-cold]
 Uses its own testbeds ("bench1", "bench8") and, for the cold build, a throw-away cache directory,
 so neither the default testbed nor the shared cache is touched.
 """
@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import container, core, rootfs
-from .layout import Testbed
+from testbed import container, core, rootfs
+from testbed.layout import Testbed
 
 
 def _mem_available_mib() -> float:
