@@ -1,6 +1,6 @@
-"""tasks/fleetcache.py against a real static registry on 127.0.0.1: each file is fetched once and
-verified once per run, a damaged cache file is fetched again, and an air-gapped models directory
-is used in place with every digest checked."""
+"""tasks/fleetcache.py against a real static registry on 127.0.0.1 (fixtures in conftest.py): each
+file is fetched once and verified once per run, a damaged cache file is fetched again, and an
+air-gapped models directory is used in place with every digest checked."""
 from __future__ import annotations
 
 import os
@@ -10,24 +10,6 @@ import pytest
 
 from tasks import fleetcache
 from tasks.fleetcache import FleetCacheError, cached_model, verified
-from testbed.models import publish_models
-from tests.unit.test_modelinfo import Registry
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("registry")
-    publish_models(root)
-    return root
-
-
-@pytest.fixture
-def registry(root):
-    fleetcache.clear_cache()
-    r = Registry(root)
-    yield r
-    r.close()
-    fleetcache.clear_cache()
 
 
 def _gets(registry, kind: str) -> list[str]:
