@@ -289,21 +289,24 @@ def models_seeded(models_dir: str, manifests: dict, blobs: dict):
     wanted = {**{d: ("dir", f"{owned}:755") for d in dirs},
               **{f"blobs/{name}": (name.split("-", 1)[1], f"{owned}:644") for name in blobs},
               **{rel: (sha256_of(local), f"{owned}:644") for rel, local in manifests.items()}}
-    current = host.get_fact(PathStates, paths=[f"{models_dir}/{p}" for p in wanted])
+    staging = f"{models_dir}/.ollama-deploy-incoming"  # a run killed mid-copy leaves it: removed below
+    current = host.get_fact(PathStates, paths=[f"{models_dir}/{p}" for p in wanted] + [staging])
     stale = [p for p, state in wanted.items() if current.get(f"{models_dir}/{p}") != state]
     if not stale:
-        host.noop(f"{len(manifests)} models present and verified")
+        if staging in current:
+            yield StringCommand("rm", "-rf", QuoteString(staging))
+        else:
+            host.noop(f"{len(manifests)} models present and verified")
         return
     sources = {**{f"blobs/{name}": local for name, local in blobs.items()}, **manifests}
     copies = [p for p in stale if p in sources and current.get(f"{models_dir}/{p}", ("",))[0] != wanted[p][0]]
-    staging = f"{models_dir}/.ollama-deploy-incoming"
     yield StringCommand("rm", "-rf", QuoteString(staging), "&&", "mkdir", "-m", "700", QuoteString(staging))
     for i, p in enumerate(copies):
         yield FileUploadCommand(sources[p], f"{staging}/{i}")
     script = [f"cd {shlex.quote(models_dir)}"]
     script += [f"mkdir -p {shlex.quote(d)} && chown {owned} {shlex.quote(d)} && chmod 755 {shlex.quote(d)}"
                for d in dirs if d in stale]
-    # Blobs before manifests (blobs/ sorts first): a model is listed only once all its blobs are in place.
+    # Blobs before manifests (`wanted` lists them first): a model is listed only once all of it is in place.
     script += [f"chown {owned} {staging_file} && chmod 644 {staging_file} && mv -f {staging_file} {shlex.quote(p)}"
                for i, p in enumerate(copies) for staging_file in [shlex.quote(f"{staging}/{i}")]]
     script += [f"chown {owned} {shlex.quote(p)} && chmod 644 {shlex.quote(p)}"

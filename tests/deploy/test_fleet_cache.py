@@ -63,6 +63,17 @@ def test_a_corrupted_blob_is_detected_and_replaced(fleet):
     assert victim == f"sha256-{digest}"
 
 
+def test_copies_left_by_a_killed_run_are_removed(fleet):
+    tb, cache = fleet
+    host = tb.hosts[1].name
+    staging = "/usr/share/ollama/.ollama/models/.ollama-deploy-incoming"
+    ssh(tb, host, f"mkdir -p {staging} && head -c 1048576 /dev/zero > {staging}/0")  # half a copy
+    run = run_deploy(tb.inventory_path, *cache)
+    assert run.rc == 0, run.stderr[-3000:]
+    assert run.changed_ops() == [("Models | Seed models from the fleet cache", host)]
+    assert ssh(tb, host, f"test -e {staging} && echo left || echo gone").stdout.strip() == "gone"
+
+
 def _registry_gets(tb) -> int:
     return sum(" GET /v2/" in line for line in (tb.state_dir / "mirror-access.log").read_text().splitlines())
 
