@@ -11,7 +11,7 @@ import jinja2
 from pyinfra import host
 from pyinfra.api import deploy
 
-from .operations import file_content
+from .operations import files_content
 from .plan import plan_for
 from .settings import DROPIN_DIR, DROPIN_FILES, DropinLine, dropins
 
@@ -36,8 +36,8 @@ def configure_ollama():
     settings = plan_for(host).settings
     wanted = dropins(settings)
     # Not a restart trigger: the hook only runs at resume.
-    file_content(name="Resume hook (nvidia_uvm)", path=RESUME_HOOK, mode="755",
-                 content=render("ollama-resume.sh.j2") if settings.ollama_resume_fix else None)
-    return [file_content(name=f"Drop-in {file_name}", path=f"{DROPIN_DIR}/{file_name}",
-                   content=render_dropin(file_name, wanted[file_name]) if file_name in wanted else None)
-            for file_name in DROPIN_FILES]
+    files_content(name="Resume hook (nvidia_uvm)", mode="755", files={
+        RESUME_HOOK: render("ollama-resume.sh.j2") if settings.ollama_resume_fix else None})
+    return [files_content(name="Drop-ins", files={
+        f"{DROPIN_DIR}/{file_name}": render_dropin(file_name, wanted[file_name]) if file_name in wanted else None
+        for file_name in DROPIN_FILES})]

@@ -19,7 +19,7 @@ from pyinfra.operations import apt, systemd
 from pyinfra.operations.util import any_changed
 
 from .configure import render
-from .operations import file_content
+from .operations import files_content
 from .plan import plan_for
 from .settings import api_url, listens_on_loopback
 
@@ -44,10 +44,9 @@ def firewall():
     # Stop and disable before the files go, when exposure is switched off.
     systemd.service(name="Firewall off", service=UNIT, running=False, enabled=False,
                     _if=lambda: not exposed and bool(host.get_fact(File, path=UNIT_PATH)))
-    rules = file_content(name="Firewall rules", path=RULES,
-                         content=rules_text(settings.ollama_allowed_networks, port) if exposed else None)
-    unit = file_content(name="Firewall unit", path=UNIT_PATH,
-                        content=render("ollama-firewall.service.j2") if exposed else None)
+    rules = files_content(name="Firewall rules and unit", files={
+        RULES: rules_text(settings.ollama_allowed_networks, port) if exposed else None,
+        UNIT_PATH: render("ollama-firewall.service.j2") if exposed else None})
     systemd.service(name="Firewall on", service=UNIT, running=True, enabled=True, restarted=True,
-                    daemon_reload=True, _if=[lambda: exposed, any_changed(rules, unit)])
-    return [rules, unit]
+                    daemon_reload=True, _if=[lambda: exposed, any_changed(rules)])
+    return [rules]

@@ -14,7 +14,7 @@ from pyinfra.operations import files
 
 from .facts import InstalledRelease
 from .configure import render
-from .operations import account_applied, file_content, release_installed
+from .operations import account_applied, files_content, release_installed
 from .fleetcache import cached_release, fleet_cache_on
 from .release import CACHE_DIR, Artifact, artifact_for, auth_headers
 from .settings import listens_on_loopback
@@ -38,10 +38,9 @@ def install_ollama():
     # GPU device nodes belong to render/video; Ollama needs them, where the groups exist.
     gpu_groups = [g for g in ("render", "video") if g in host.get_fact(Groups)]
     sysusers, tmpfiles = "/etc/sysusers.d/ollama.conf", "/etc/tmpfiles.d/ollama.conf"
-    file_content(name="Account ollama (sysusers.d)", path=sysusers,
-                 content=render("sysusers.conf.j2", home=OLLAMA_HOME, groups=gpu_groups))
-    file_content(name="Ollama's directories (tmpfiles.d)", path=tmpfiles,
-                 content=render("tmpfiles.conf.j2", home=OLLAMA_HOME, models_dir=settings.ollama_models_dir))
+    files_content(name="Account and directories (sysusers.d, tmpfiles.d)", files={
+        sysusers: render("sysusers.conf.j2", home=OLLAMA_HOME, groups=gpu_groups),
+        tmpfiles: render("tmpfiles.conf.j2", home=OLLAMA_HOME, models_dir=settings.ollama_models_dir)})
     account_applied(name="User ollama and its directories", user="ollama", groups=gpu_groups,
                     dirs=[OLLAMA_HOME, f"{OLLAMA_HOME}/.ollama", settings.ollama_models_dir],
                     sysusers=sysusers, tmpfiles=tmpfiles)
@@ -63,8 +62,7 @@ def install_ollama():
     binary = release_installed(name=f"Ollama release {settings.ollama_version}",
                                url=artifact.url, sha256=artifact.sha256, prefix=settings.ollama_prefix,
                                cache_dir=CACHE_DIR, curl_config=curl_config)
-    unit = file_content(name="Unit ollama.service", path="/etc/systemd/system/ollama.service",
-                        content=render("ollama.service.j2", prefix=settings.ollama_prefix, home=OLLAMA_HOME,
-                                       models_dir=settings.ollama_models_dir, gpu=bool(plan.hardware.gpus),
-                                       firewall=not listens_on_loopback(settings.ollama_host)))
+    unit = files_content(name="Unit ollama.service", files={"/etc/systemd/system/ollama.service": render(
+        "ollama.service.j2", prefix=settings.ollama_prefix, home=OLLAMA_HOME, models_dir=settings.ollama_models_dir,
+        gpu=bool(plan.hardware.gpus), firewall=not listens_on_loopback(settings.ollama_host))})
     return [binary, unit]

@@ -221,40 +221,46 @@ def unit_state(unit: str, enabled: bool = False, running: bool = False):
 
 
 @operation()
-def file_content(path: str, content: str | None, mode: str = "644"):
+def files_content(files: dict, mode: str = "644"):
     """
-    Make the root-owned file at `path` hold exactly `content`, or remove it when `content` is None.
+    Make each root-owned file in `files` hold exactly its content, or remove it where the content
+    is None.
 
-    The new content is uploaded beside the file under a name systemd ignores, then renamed over
-    it: a run killed mid-upload never leaves a half-written unit or drop-in for systemd to read.
-    One operation for both cases, so every host runs the same operations in the same order
-    (pyinfra orders operations across hosts; per-host branches between two operations cycle).
-    The check is one command (content digest, owner and mode together); a change is two more.
+    New contents are uploaded beside their files under names systemd ignores, then renamed over
+    them: a run killed mid-upload never leaves a half-written unit or drop-in for systemd to read.
+    One operation for a set of files that change together (the unit and its drop-ins), so every
+    host runs the same operations in the same order whichever files it needs, and a run costs one
+    check command for all of them and one command to put the changed ones in place.
 
     **Example:**
 
     .. code:: python
 
-        file_content(name="Drop-in performance.conf", path="/etc/systemd/system/ollama.service.d/performance.conf",
-                     content="[Service]\nEnvironment=\"OLLAMA_KEEP_ALIVE=1h\"\n")
+        files_content(name="Unit and drop-ins", files={
+            "/etc/systemd/system/ollama.service.d/performance.conf": "[Service]\nEnvironment=\"OLLAMA_KEEP_ALIVE=1h\"\n",
+            "/etc/systemd/system/ollama.service.d/10-gpu.conf": None})
     """
-    parent = path.rsplit("/", 1)[0] or "/"
-    states = host.get_fact(PathStates, paths=[path, parent])
-    current = states.get(path)
-    if content is None:
-        if current:
-            yield StringCommand("rm", "-f", QuoteString(path))
+    parents = sorted({path.rsplit("/", 1)[0] or "/" for path in files})
+    states = host.get_fact(PathStates, paths=[*files, *parents])
+    wanted = {path: hashlib.sha256(content.encode()).hexdigest() for path, content in files.items() if content is not None}
+    removed = [path for path, content in files.items() if content is None and path in states]
+    changed = [path for path in wanted if states.get(path) != (wanted[path], f"root:root:{mode}")]
+    if not removed and not changed:
+        host.noop(f"{len(files)} files up to date")
         return
-    if current == (hashlib.sha256(content.encode()).hexdigest(), f"root:root:{mode}"):
-        host.noop(f"{path} is up to date")
-        return
-    _log_diff(path, content)
-    if parent not in states:
-        yield StringCommand("mkdir", "-p", QuoteString(parent))
-    staged = QuoteString(f"{path}.ollama-deploy-new")  # not *.conf / *.service: systemd never reads it
-    yield FileUploadCommand(StringIO(content), staged.obj)
-    yield StringCommand("chown", "root:root", staged, "&&", "chmod", mode, staged, "&&",
-                        "mv", "-f", staged, QuoteString(path))
+    missing = [QuoteString(parent) for parent in parents if parent not in states]
+    if changed and missing:
+        yield StringCommand("mkdir", "-p", *missing)
+    staged = {path: f"{path}.ollama-deploy-new" for path in changed}  # not *.conf / *.service: systemd never reads it
+    for path in changed:
+        _log_diff(path, files[path])
+        yield FileUploadCommand(StringIO(files[path]), staged[path])
+    script = ["rm -f " + " ".join(shlex.quote(path) for path in removed)] if removed else []
+    if changed:
+        names = " ".join(shlex.quote(staged[path]) for path in changed)
+        script += [f"chown root:root {names}", f"chmod {mode} {names}"]
+        script += [f"mv -f {shlex.quote(staged[path])} {shlex.quote(path)}" for path in changed]
+    yield StringCommand("sh", "-c", QuoteString(" && ".join(script)))
 
 
 def _log_diff(path: str, content: str):
