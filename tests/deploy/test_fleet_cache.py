@@ -118,3 +118,16 @@ def test_an_air_gapped_directory_with_a_damaged_blob_is_refused_before_any_chang
     assert {line.split(":")[0] for line in lines} == {f"host {h.name}" for h in tb.hosts}
     assert all(f"key ollama_models_local_dir, value '{damaged}'" in line and
                f"{weights} is missing or does not match its digest" in line for line in lines), lines
+
+
+def test_a_release_that_fails_its_pinned_checksum_is_refused_before_any_change(fleet):
+    tb, cache = fleet
+    wrong = "0" * 64
+    run = run_deploy(tb.inventory_path, *cache, "--data",
+                     f'ollama_release_sha256={{"ollama-linux-amd64.tar.zst": "{wrong}"}}')
+    assert run.rc != 0 and run.changed_ops(include_checks=True) == []
+    lines = [line.strip() for line in run.stderr.splitlines() if line.strip().startswith("host ")]
+    amd64 = {f"host {h.name}" for h in tb.hosts if h.profile != "dgx_spark"}  # the GB10 is arm64
+    assert {line.split(":")[0] for line in lines} == amd64, run.stderr[-2000:]
+    assert all("key ollama_release_base_url" in line and "sha256 mismatch" in line and f"expected {wrong}" in line
+               for line in lines), lines
