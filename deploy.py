@@ -11,11 +11,13 @@ from tasks.models import ensure_models
 from tasks.rollback import remember_good_config
 from tasks.service import apply_changes
 from tasks.smoke import smoke_test
+from tasks.summary import failures_summarised_at_exit
 from tasks.tunnel import connections_without_nagle
 from tasks.validate import validate_inventory
 from tasks.verify import verify_host
 
 connections_without_nagle(inventory)  # before the first fact: every command is a small request
+failures_summarised_at_exit()
 validate_inventory()
 changes = install_ollama() + configure_ollama()
 firewall()

@@ -18,6 +18,7 @@ from .goparse import connectable_host
 from .plan import plan_for
 from .remote import shell
 from .settings import DROPIN_DIR
+from .summary import record_failure
 
 LAST_GOOD = "/var/lib/ollama-deploy/last-good"
 # Digest of the configuration (and binary) the running Ollama was last started with.
@@ -143,4 +144,5 @@ def fail_with_rollback(target, what: str, changed: bool, timeout: int) -> None:
         outcome = roll_back(target, timeout, plan_for(target, check=False).settings.ollama_prefix)
     else:
         outcome = "nothing changed in this run to roll back"
+    record_failure(target.name, f"{what}; {outcome}")
     raise RuntimeError(f"{target.name}: {what}; {outcome}")

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+from testbed import core
 from testbed.layout import PROJECT_ROOT
 from testbed.deployrun import run_deploy
 from tests.deploy.hosts import inventory_with, ssh
@@ -70,8 +71,31 @@ def test_failed_smoke_fails_only_that_host_with_the_reason(deploy_testbed, first
     run = run_deploy(inventory_with(deploy_testbed, tmp_path, host, ollama_smoke_model="testbed/absent"))
     assert run.rc != 0
     assert run.results["failed_hosts"] == [host]  # the other hosts went on and passed
-    assert f"{host}: smoke generate with testbed/absent failed: HTTP 404" in run.stderr
-    assert "nothing changed in this run to roll back" in run.stderr
+    summary = _failed_hosts_summary(run)
+    assert len(summary) == 1 and summary[0].startswith(f"{host}: smoke generate with testbed/absent failed: HTTP 404")
+    assert summary[0].endswith("nothing changed in this run to roll back")
+
+
+def _failed_hosts_summary(run) -> list[str]:
+    """The lines under "--> Failed hosts:", which the deploy prints last."""
+    tail = run.stderr.split("--> Failed hosts:\n")[-1] if "--> Failed hosts:" in run.stderr else ""
+    return [line.strip() for line in tail.splitlines() if line.startswith("    ")]
+
+
+def test_an_unreachable_host_fails_alone_and_is_named_at_the_end(deploy_testbed, first_run):
+    tb = deploy_testbed
+    unreachable = tb.hosts[-1].name
+    core.stop_host(tb, unreachable)
+    try:
+        run = run_deploy(tb.inventory_path)
+    finally:
+        core.up(tb, log=lambda *_: None)
+    assert run.rc != 0
+    assert run.results["failed_hosts"] == [unreachable]
+    checked = {h for name, h in run.changed_ops(include_checks=True) if name.startswith("Smoke")}
+    assert checked == {h.name for h in tb.hosts} - {unreachable}  # the others went on to the end
+    assert _failed_hosts_summary(run) == [f"{unreachable}: could not connect (its error is shown where the run "
+                                          "connected)"]
 
 
 def test_air_gapped_install_uploads_the_artifact_instead_of_downloading(deploy_testbed, first_run):

@@ -1,0 +1,57 @@
+"""At the end of a run, one line per host that failed, with its reason. pyinfra prints an error where
+it happens, which a fleet's output scrolls past, and its results table counts errors without naming
+hosts.
+
+Example (deploy code, once per run):
+    failures_summarised_at_exit()
+    ...
+    record_failure(host.name, "smoke generate failed: HTTP 404")   # where a check fails a host
+"""
+from __future__ import annotations
+
+import atexit
+import sys
+import threading
+
+from pyinfra.context import ctx_state
+
+_REASONS: dict[str, str] = {}  # host name -> reason recorded by the check that failed it
+_REGISTERING = threading.Lock()  # gevent-aware: pyinfra's CLI monkey-patches threading
+_registered: list[bool] = []
+
+
+def record_failure(host_name: str, reason: str) -> None:
+    _REASONS.setdefault(host_name, reason)
+
+
+def failures_summarised_at_exit() -> None:
+    with _REGISTERING:
+        if not _registered:
+            _registered.append(True)
+            atexit.register(print_failures, ctx_state.get())  # the State itself: the context is gone at exit
+
+
+def failure_lines(state) -> list[str]:
+    """`host: reason` for each failed host, in inventory order."""
+    return [f"{target.name}: {_reason(state, target)}" for target in state.inventory
+            if target in state.failed_hosts]
+
+
+def print_failures(state) -> None:
+    lines = failure_lines(state)
+    if lines:
+        print("--> Failed hosts:", *(f"    {line}" for line in lines), sep="\n", file=sys.stderr)
+
+
+def _reason(state, target) -> str:
+    if target.name in _REASONS:
+        return _REASONS[target.name]
+    for op_hash in state.get_op_order():
+        op_data = state.ops.get(target, {}).get(op_hash)
+        meta = getattr(op_data, "operation_meta", None)
+        if meta is None or not meta.is_complete() or not meta.did_error():
+            continue
+        name = op_data.global_arguments.get("name") or ", ".join(state.get_op_meta(op_hash).names)
+        errors = [line.strip() for line in meta.stderr_lines if line.strip()]
+        return f"{name} failed" + (f": {errors[-1]}" if errors else "")
+    return "could not connect (its error is shown where the run connected)"
