@@ -255,12 +255,16 @@ def files_content(files: dict, mode: str = "644"):
     for path in changed:
         _log_diff(path, files[path])
         yield FileUploadCommand(StringIO(files[path]), staged[path])
-    script = ["rm -f " + " ".join(shlex.quote(path) for path in removed)] if removed else []
+    script = [f"rm -f {_quoted(removed)}"] if removed else []
     if changed:
-        names = " ".join(shlex.quote(staged[path]) for path in changed)
+        names = _quoted(staged[path] for path in changed)
         script += [f"chown root:root {names}", f"chmod {mode} {names}"]
         script += [f"mv -f {shlex.quote(staged[path])} {shlex.quote(path)}" for path in changed]
     yield StringCommand("sh", "-c", QuoteString(" && ".join(script)))
+
+
+def _quoted(paths) -> str:
+    return " ".join(shlex.quote(p) for p in paths)
 
 
 def _log_diff(path: str, content: str):
@@ -309,13 +313,14 @@ def models_seeded(models_dir: str, manifests: dict, blobs: dict):
     yield StringCommand("rm", "-rf", QuoteString(staging), "&&", "mkdir", "-m", "700", QuoteString(staging))
     for i, p in enumerate(copies):
         yield FileUploadCommand(sources[p], f"{staging}/{i}")
+    new_dirs = [d for d in dirs if d in stale]
+    files = [f"{staging}/{i}" for i in range(len(copies))] + [p for p in stale if p not in copies and p not in dirs]
     script = [f"cd {shlex.quote(models_dir)}"]
-    script += [f"mkdir -p {shlex.quote(d)} && chown {owned} {shlex.quote(d)} && chmod 755 {shlex.quote(d)}"
-               for d in dirs if d in stale]
+    if new_dirs:  # parents first (dirs is sorted by depth)
+        script += [f"mkdir -p {_quoted(new_dirs)}", f"chown {owned} {_quoted(new_dirs)}", f"chmod 755 {_quoted(new_dirs)}"]
+    if files:
+        script += [f"chown {owned} {_quoted(files)}", f"chmod 644 {_quoted(files)}"]
     # Blobs before manifests (`wanted` lists them first): a model is listed only once all of it is in place.
-    script += [f"chown {owned} {staging_file} && chmod 644 {staging_file} && mv -f {staging_file} {shlex.quote(p)}"
-               for i, p in enumerate(copies) for staging_file in [shlex.quote(f"{staging}/{i}")]]
-    script += [f"chown {owned} {shlex.quote(p)} && chmod 644 {shlex.quote(p)}"
-               for p in stale if p not in copies and p not in dirs]
+    script += [f"mv -f {shlex.quote(f'{staging}/{i}')} {shlex.quote(p)}" for i, p in enumerate(copies)]
     script.append(f"rm -rf {shlex.quote(staging)}")
     yield StringCommand("sh", "-c", QuoteString(" && ".join(script)))
