@@ -19,10 +19,12 @@ import hashlib
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from pyinfra import logger
 
 from .gguf import read_kv
 from .modelinfo import ModelInfo, model_info_from_kv, parse_model_name, registry_base
@@ -30,6 +32,9 @@ from .release import auth_headers
 
 _LOCKS: dict[str, threading.Lock] = {}  # one download per file, however many hosts ask at once
 _LOCKS_GUARD = threading.Lock()
+MIB = 2**20
+PROGRESS_EVERY = 5.0  # seconds between progress lines for a long download
+PROGRESS_FROM = 16 * MIB  # smaller files are fetched without a word
 _VERIFIED: dict[Path, tuple[int, int, str]] = {}  # path -> (size, mtime_ns, sha256) checked this run
 _MODELS: dict[tuple[str, str, str, str | None], CachedModel] = {}
 
@@ -75,20 +80,17 @@ def verified(path: Path, sha256: str) -> bool:
 
 
 def fetch_verified(url: str, dest: Path, sha256: str) -> Path:
-    """Download `url` to `dest` unless it is already there with `sha256`; verify before it is kept."""
+    """Download `url` to `dest` unless it is already there with `sha256`; verify before it is kept.
+    An interrupted download resumes where it stopped (HTTP Range), as Ollama's own pulls do."""
     with _lock(str(dest)):
         if verified(dest, sha256):
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(dest.name + ".partial")
         try:
-            with requests.get(url, headers=auth_headers(), stream=True, timeout=60) as reply:
-                reply.raise_for_status()
-                with open(partial, "wb") as f:
-                    for chunk in reply.iter_content(1 << 20):
-                        f.write(chunk)
+            _download(url, partial)
         except requests.RequestException as e:
-            raise FleetCacheError(f"cannot fetch {url}: {e}") from None
+            raise FleetCacheError(f"cannot fetch {url}: {e} (the part fetched is kept and resumed next run)") from None
         if not verified(partial, sha256):
             got = sha256_of(partial)
             partial.unlink()
@@ -96,6 +98,29 @@ def fetch_verified(url: str, dest: Path, sha256: str) -> Path:
         partial.rename(dest)
         _VERIFIED[dest] = _VERIFIED.pop(partial)
         return dest
+
+
+def _download(url: str, partial: Path) -> None:
+    """Append to `partial` from where it ends; log progress every PROGRESS_EVERY seconds."""
+    have = partial.stat().st_size if partial.exists() else 0
+    headers = {**auth_headers(), **({"Range": f"bytes={have}-"} if have else {})}
+    with requests.get(url, headers=headers, stream=True, timeout=60) as reply:
+        if reply.status_code == 416:  # the part is already whole; verification decides
+            return
+        reply.raise_for_status()
+        resumed = reply.status_code == 206
+        total = int(reply.headers.get("Content-Length", 0)) + (have if resumed else 0)
+        done, last = (have if resumed else 0), time.monotonic()
+        if resumed or total >= PROGRESS_FROM:
+            logger.info(f"fleet cache: fetching {url} ({total / MIB:.0f} MiB"
+                        + (f", resuming at {have / MIB:.0f} MiB)" if resumed else ")"))
+        with open(partial, "ab" if resumed else "wb") as f:
+            for chunk in reply.iter_content(1 << 20):
+                f.write(chunk)
+                done += len(chunk)
+                if time.monotonic() - last >= PROGRESS_EVERY:
+                    last = time.monotonic()
+                    logger.info(f"fleet cache: {url}: {done / MIB:.0f} of {total / MIB:.0f} MiB")
 
 
 def cached_release(url: str, name: str, version: str, sha256: str, cache_dir: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 from io import StringIO
 
@@ -310,6 +311,9 @@ def models_seeded(models_dir: str, manifests: dict, blobs: dict):
         return
     sources = {**{f"blobs/{name}": local for name, local in blobs.items()}, **manifests}
     copies = [p for p in stale if p in sources and current.get(f"{models_dir}/{p}", ("",))[0] != wanted[p][0]]
+    if copies:  # a big model takes a while to copy: say what is coming
+        size = sum(os.path.getsize(sources[p]) for p in copies)
+        host.log(f"copying {len(copies)} files ({size / 2**20:.0f} MiB) from the fleet cache", logger.info)
     yield StringCommand("rm", "-rf", QuoteString(staging), "&&", "mkdir", "-m", "700", QuoteString(staging))
     for i, p in enumerate(copies):
         yield FileUploadCommand(sources[p], f"{staging}/{i}")

@@ -74,3 +74,20 @@ def test_an_air_gapped_directory_with_a_bad_blob_or_no_model_is_refused(registry
         f.write(b"x")
     with pytest.raises(FleetCacheError, match=f"{connected.weights.name} is missing or does not match its digest"):
         cached_model("testbed/tiny", registry.url, "unused", str(airgap))
+
+
+def test_an_interrupted_download_resumes_where_it_stopped(registry, tmp_path, caplog):
+    whole = cached_model("testbed/tiny", registry.url, str(tmp_path / "first"))
+    weights = whole.weights.read_bytes()
+    cache = tmp_path / "second"
+    partial = cache / "models" / "blobs" / f"{whole.weights.name}.partial"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(weights[: len(weights) // 2])  # a run stopped half-way through this blob
+    fleetcache.clear_cache()
+    registry.httpd.log.clear()
+    with caplog.at_level("INFO", logger="pyinfra"):
+        resumed = cached_model("testbed/tiny", registry.url, str(cache))
+    assert resumed.weights.read_bytes() == weights and not partial.exists()
+    digest = whole.weights.name.replace("-", ":", 1)
+    assert (f"/v2/testbed/tiny/blobs/{digest}", f"bytes={len(weights) // 2}-") in registry.httpd.log
+    assert any("resuming" in r.getMessage() and digest in r.getMessage() for r in caplog.records)
