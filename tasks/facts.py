@@ -167,3 +167,27 @@ class UserGroups(FactBase[set | None]):
 
     def process(self, output):
         return set(" ".join(output).split()) or None
+
+
+BLOBS_VERIFIED = ".ollama-deploy-verified"  # in the models dir: "<blob> <size>:<mtime>:<inode>" per line
+
+
+class BlobStates(FactBase[dict]):
+    """For each blob in `names` under `models_dir`/blobs that exists: {name: (sha256, "user:group:mode")}.
+    A blob whose size, mtime and inode match the line the last seeding wrote for it is not hashed
+    again (rsync's quick check), so a re-run does not read every model end to end; any write to a
+    blob changes its mtime and gets it hashed."""
+
+    @staticmethod
+    def default():
+        return {}
+
+    def command(self, models_dir, names):
+        quoted = " ".join(shlex.quote(n) for n in names)
+        return (f"cd {shlex.quote(models_dir)} 2>/dev/null || exit 0; for n in {quoted}; do p=blobs/$n; "
+                "[ -f \"$p\" ] || continue; if grep -qxF \"$n $(stat -c %s:%.9Y:%i \"$p\")\" "
+                f"{BLOBS_VERIFIED} 2>/dev/null; then d=${{n#sha256-}}; else d=$(sha256sum < \"$p\" | cut -d' ' -f1); fi; "
+                "echo \"$n $d $(stat -c %U:%G:%a \"$p\")\"; done")
+
+    def process(self, output):
+        return {name: (digest, owner) for name, digest, owner in (line.split(" ", 2) for line in output)}

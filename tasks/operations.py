@@ -14,8 +14,8 @@ from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
-from .facts import (RELEASE_MARKER, InstalledRelease, OllamaModelParameters, OllamaModels, OllamaVersion, PathStates,
-                    UnitState, UserGroups, canonical_model, tuned_name)
+from .facts import (BLOBS_VERIFIED, RELEASE_MARKER, BlobStates, InstalledRelease, OllamaModelParameters,
+                    OllamaModels, OllamaVersion, PathStates, UnitState, UserGroups, canonical_model, tuned_name)
 from .fleetcache import sha256_of
 from .goparse import format_params
 
@@ -229,7 +229,7 @@ def files_content(files: dict, mode: str = "644"):
 
     New contents are uploaded beside their files under names systemd ignores, then renamed over
     them: a run killed mid-upload never leaves a half-written unit or drop-in for systemd to read.
-    One operation for a set of files that change together (the unit and its drop-ins), so every
+    One operation for a set of files that change together (the drop-ins), so every
     host runs the same operations in the same order whichever files it needs, and a run costs one
     check command for all of them and one command to put the changed ones in place.
 
@@ -237,7 +237,7 @@ def files_content(files: dict, mode: str = "644"):
 
     .. code:: python
 
-        files_content(name="Unit and drop-ins", files={
+        files_content(name="Drop-ins", files={
             "/etc/systemd/system/ollama.service.d/performance.conf": "[Service]\nEnvironment=\"OLLAMA_KEEP_ALIVE=1h\"\n",
             "/etc/systemd/system/ollama.service.d/10-gpu.conf": None})
     """
@@ -301,7 +301,10 @@ def models_seeded(models_dir: str, manifests: dict, blobs: dict):
               **{f"blobs/{name}": (name.split("-", 1)[1], f"{owned}:644") for name in blobs},
               **{rel: (sha256_of(local), f"{owned}:644") for rel, local in manifests.items()}}
     staging = f"{models_dir}/.ollama-deploy-incoming"  # a run killed mid-copy leaves it: removed below
-    current = host.get_fact(PathStates, paths=[f"{models_dir}/{p}" for p in wanted] + [staging])
+    others = [f"{models_dir}/{p}" for p in wanted if not p.startswith("blobs/")] + [staging]
+    current = {**host.get_fact(PathStates, paths=others),
+               **{f"{models_dir}/blobs/{name}": state
+                  for name, state in host.get_fact(BlobStates, models_dir=models_dir, names=sorted(blobs)).items()}}
     stale = [p for p, state in wanted.items() if current.get(f"{models_dir}/{p}") != state]
     if not stale:
         if staging in current:
@@ -326,5 +329,8 @@ def models_seeded(models_dir: str, manifests: dict, blobs: dict):
         script += [f"chown {owned} {_quoted(files)}", f"chmod 644 {_quoted(files)}"]
     # Blobs before manifests (`wanted` lists them first): a model is listed only once all of it is in place.
     script += [f"mv -f {shlex.quote(f'{staging}/{i}')} {shlex.quote(p)}" for i, p in enumerate(copies)]
+    # Every wanted blob is verified now: record them so the next run need not hash them again.
+    script.append(f"for n in {_quoted(sorted(blobs))}; do echo \"$n $(stat -c %s:%.9Y:%i blobs/$n)\"; done "
+                  f"> {BLOBS_VERIFIED}.new && mv -f {BLOBS_VERIFIED}.new {BLOBS_VERIFIED}")
     script.append(f"rm -rf {shlex.quote(staging)}")
     yield StringCommand("sh", "-c", QuoteString(" && ".join(script)))
