@@ -17,7 +17,7 @@ from pyinfra.context import ctx_state
 
 _REASONS: dict[str, str] = {}  # host name -> reason recorded by the check that failed it
 _REGISTERING = threading.Lock()  # gevent-aware: pyinfra's CLI monkey-patches threading
-_registered: list[bool] = []
+_registered = False
 
 
 def record_failure(host_name: str, reason: str) -> None:
@@ -25,9 +25,10 @@ def record_failure(host_name: str, reason: str) -> None:
 
 
 def failures_summarised_at_exit() -> None:
+    global _registered
     with _REGISTERING:
         if not _registered:
-            _registered.append(True)
+            _registered = True
             atexit.register(print_failures, ctx_state.get())  # the State itself: the context is gone at exit
 
 
