@@ -10,8 +10,8 @@ A deploy runs one process for the whole fleet: each file is verified once per ru
 (hashing a 5 GB model eight times would cost minutes), and each manifest is read once.
 
 Example:
-    cached_release(artifact, "~/.cache/ollama-deploy")       # -> local path of the verified artifact
-    cached_model("qwen2.5-coder:7b", "https://registry.ollama.ai", "~/.cache/ollama-deploy")
+    release_for(artifact_for(settings, "x86_64"), settings)   # -> local path of the verified artifact
+    model_for("qwen2.5-coder:7b", settings)                   # -> CachedModel (manifest, blobs, weights)
 """
 from __future__ import annotations
 
@@ -64,13 +64,17 @@ def sha256_of(path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def _fingerprint(path: Path, sha256: str) -> tuple[int, int, str]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns, sha256
+
+
 def verified(path: Path, sha256: str) -> bool:
     """`path` exists and holds `sha256` (hashed once per run while its size and mtime stay the same)."""
     try:
-        stat = path.stat()
+        seen = _fingerprint(path, sha256)
     except FileNotFoundError:
         return False
-    seen = (stat.st_size, stat.st_mtime_ns, sha256)
     if _VERIFIED.get(path) == seen:
         return True
     if sha256_of(path) != sha256:
@@ -91,12 +95,12 @@ def fetch_verified(url: str, dest: Path, sha256: str) -> Path:
             _download(url, partial)
         except requests.RequestException as e:
             raise FleetCacheError(f"cannot fetch {url}: {e} (the part fetched is kept and resumed next run)") from None
-        if not verified(partial, sha256):
-            got = sha256_of(partial)
+        got = sha256_of(partial)
+        if got != sha256:
             partial.unlink()
             raise FleetCacheError(f"sha256 mismatch for {url}: expected {sha256}, got {got}")
         partial.rename(dest)
-        _VERIFIED[dest] = _VERIFIED.pop(partial)
+        _VERIFIED[dest] = _fingerprint(dest, sha256)
         return dest
 
 
@@ -123,8 +127,16 @@ def _download(url: str, partial: Path) -> None:
                     logger.info(f"fleet cache: {url}: {done / MIB:.0f} of {total / MIB:.0f} MiB")
 
 
-def cached_release(url: str, name: str, version: str, sha256: str, cache_dir: str) -> Path:
-    return fetch_verified(url, Path(cache_dir).expanduser() / "releases" / f"v{version}" / name, sha256)
+def release_for(artifact, settings) -> Path:
+    """The host's release artifact from the fleet cache (fetched and verified once per run)."""
+    dest = Path(settings.ollama_fleet_cache_dir).expanduser() / "releases" / f"v{settings.ollama_version}" / artifact.name
+    return fetch_verified(artifact.url, dest, artifact.sha256)
+
+
+def model_for(name: str, settings) -> CachedModel:
+    """A model from the fleet cache or the air-gapped directory the host's settings name."""
+    return cached_model(name, settings.ollama_registry_url, settings.ollama_fleet_cache_dir,
+                        settings.ollama_models_local_dir)
 
 
 @dataclass(frozen=True)
@@ -163,8 +175,13 @@ def _layers(name: str, manifest: bytes) -> list[dict]:
         raise FleetCacheError(f"{name}: the manifest is not an Ollama image manifest") from None
 
 
+def _blob(layer: dict) -> tuple[str, str]:
+    """(file name under blobs/, hex sha256) of a manifest layer: "sha256:<hex>" -> "sha256-<hex>"."""
+    return layer["digest"].replace(":", "-", 1), layer["digest"].split(":", 1)[1]
+
+
 def _cached(name: str, relpath: str, manifest: Path, blobs: dict[str, Path], layers: list[dict]) -> CachedModel:
-    weights = [blobs[layer["digest"].replace(":", "-", 1)] for layer in layers
+    weights = [blobs[_blob(layer)[0]] for layer in layers
                if layer.get("mediaType") == "application/vnd.ollama.image.model"]
     if not weights:
         raise FleetCacheError(f"{name}: the manifest has no model layer")
@@ -183,9 +200,8 @@ def _from_registry(name: str, registry: str, root: Path) -> CachedModel:
     layers = _layers(name, reply.content)
     blobs = {}
     for layer in layers:
-        file_name = layer["digest"].replace(":", "-", 1)
-        blobs[file_name] = fetch_verified(f"{base}/blobs/{layer['digest']}", root / "blobs" / file_name,
-                                          layer["digest"].split(":", 1)[1])
+        file_name, sha256 = _blob(layer)
+        blobs[file_name] = fetch_verified(f"{base}/blobs/{layer['digest']}", root / "blobs" / file_name, sha256)
     relpath = _relpath(name)
     manifest_path = root / relpath
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
@@ -203,8 +219,8 @@ def _from_local_dir(name: str, root: Path) -> CachedModel:
     layers = _layers(name, manifest.read_bytes())
     blobs = {}
     for layer in layers:
-        file_name = layer["digest"].replace(":", "-", 1)
+        file_name, sha256 = _blob(layer)
         blobs[file_name] = root / "blobs" / file_name
-        if not verified(blobs[file_name], layer["digest"].split(":", 1)[1]):
+        if not verified(blobs[file_name], sha256):
             raise FleetCacheError(f"{name}: {blobs[file_name]} is missing or does not match its digest")
     return _cached(name, relpath, manifest, blobs, layers)

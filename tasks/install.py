@@ -15,7 +15,7 @@ from pyinfra.operations import files
 from .facts import InstalledRelease
 from .configure import render
 from .operations import account_applied, files_content, release_installed
-from .fleetcache import cached_release, fleet_cache_on
+from .fleetcache import fleet_cache_on, release_for
 from .release import CACHE_DIR, Artifact, artifact_for, auth_headers
 from .settings import listens_on_loopback
 from .plan import plan_for
@@ -30,9 +30,8 @@ def install_ollama():
     artifact = artifact_for(settings, plan.hardware.arch)
     if fleet_cache_on(settings) and not artifact.local_path:
         # Fetched once for the fleet on the control node (verified), then uploaded like an air-gapped one.
-        local = cached_release(artifact.url, artifact.name, settings.ollama_version, artifact.sha256,
-                               settings.ollama_fleet_cache_dir)
-        artifact = Artifact(artifact.name, f"file://{CACHE_DIR}/{artifact.name}", artifact.sha256, str(local))
+        artifact = Artifact(artifact.name, f"file://{CACHE_DIR}/{artifact.name}", artifact.sha256,
+                            str(release_for(artifact, settings)))
     # The account and the directories it writes, declared the systemd way (as distribution packages
     # do): one cheap check per run, where pyinfra's server.user reads every account on the host.
     # GPU device nodes belong to render/video; Ollama needs them, where the groups exist.

@@ -9,7 +9,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from .facts import OllamaModels, canonical_model, tuned_name
-from .fleetcache import cached_model, fleet_cache_on
+from .fleetcache import fleet_cache_on, model_for
 from .operations import model_absent, model_pulled, model_tuned, models_seeded
 from .plan import plan_for
 from .settings import api_url, selected_models
@@ -23,8 +23,7 @@ def ensure_models():
     api = api_url(settings)
     models = selected_models(settings)
     if fleet_cache_on(settings):  # fetched once on the control node (at plan time), then copied; the pull below confirms
-        cached = [cached_model(model, settings.ollama_registry_url, settings.ollama_fleet_cache_dir,
-                               settings.ollama_models_local_dir) for model in models]
+        cached = [model_for(model, settings) for model in models]
         models_seeded(name="Seed models from the fleet cache", models_dir=settings.ollama_models_dir,
                       manifests={c.manifest_relpath: str(c.manifest) for c in cached},
                       blobs={name: str(path) for c in cached for name, path in c.blobs.items()})

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from .budget import check_budget, memory_max_bytes
 from .derive import GPU_PROFILES, derive
 from .hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
-from .fleetcache import FleetCacheError, cached_model, cached_release, fleet_cache_on
+from .fleetcache import FleetCacheError, fleet_cache_on, model_for, release_for
 from .modelinfo import ModelInfoError, fetch_model_info
 from .release import ReleaseError, artifact_for
 from .settings import PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, resolve, selected_models
@@ -113,8 +113,7 @@ def _model_info(model: str, settings: OllamaSettings):
     """With the fleet cache the model is fetched once now and measured from the file; otherwise only
     its manifest and GGUF header are read from the registry."""
     if fleet_cache_on(settings):
-        return cached_model(model, settings.ollama_registry_url, settings.ollama_fleet_cache_dir,
-                            settings.ollama_models_local_dir).info(model)
+        return model_for(model, settings).info(model)
     return fetch_model_info(model, settings.ollama_registry_url)
 
 
@@ -134,8 +133,7 @@ def plan_for(target, check: bool = True) -> HostPlan:
         try:  # the artifact and its checksum must be known (with the fleet cache: fetched) before any host is touched
             artifact = artifact_for(settings, hw.arch)
             if fleet_cache_on(settings) and not artifact.local_path:
-                cached_release(artifact.url, artifact.name, settings.ollama_version, artifact.sha256,
-                               settings.ollama_fleet_cache_dir)
+                release_for(artifact, settings)
         except (ReleaseError, FleetCacheError) as e:
             source = settings.ollama_release_local_dir or settings.ollama_release_base_url
             problems.append(f"key ollama_release_base_url, value {source!r}: {e}")

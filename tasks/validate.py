@@ -16,8 +16,7 @@ from pyinfra.api import DeployError
 from .plan import plan_for
 from .settings import SettingsError
 
-_PROBLEMS: list[str] = []
-_CHECKED = threading.Event()
+_problems: list[str] | None = None  # what the fleet check found; None until it has run
 _CHECKING = threading.Lock()  # gevent-aware: pyinfra's CLI monkey-patches threading
 
 
@@ -30,14 +29,14 @@ def _host_problems(target) -> list[str]:
 
 
 def validate_inventory() -> None:
+    global _problems
     with _CHECKING:
-        if not _CHECKED.is_set():
+        if _problems is None:
             # The hosts this run deploys to: a host that could not connect is already failed and listed
             # by pyinfra, and one outside --limit is not touched; checking them would abort the run.
             active = set(inventory.get_active_hosts())
             targets = [target for target in inventory if target in active]
-            for found in gevent.pool.Pool(32).imap(_host_problems, targets):  # imap keeps inventory order
-                _PROBLEMS.extend(found)
-            _CHECKED.set()
-    if _PROBLEMS:
-        raise DeployError("invalid settings, nothing was changed:\n" + "\n".join(_PROBLEMS))
+            # imap keeps inventory order
+            _problems = [p for found in gevent.pool.Pool(32).imap(_host_problems, targets) for p in found]
+    if _problems:
+        raise DeployError("invalid settings, nothing was changed:\n" + "\n".join(_problems))
