@@ -17,6 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import tls
 from .layout import PROJECT_ROOT, Host, TestbedError
 
 HARDWARE_DIR = PROJECT_ROOT / "testbed" / "hardware"
@@ -54,7 +55,10 @@ def seed_host(host: Host, authorized_key: str) -> str:
     root = host.root
     _write(root / "etc/hostname", host.name + "\n")
     # Minbase has no /etc/hosts; name resolution of the host's own name must work (sudo, Ollama).
-    _write(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n::1\tlocalhost ip6-localhost\n")
+    # The default registry's name (and the blob host it redirects to) lead to the testbed's mirror.
+    _write(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n::1\tlocalhost ip6-localhost\n"
+                               f"{host.testbed.gateway}\t{tls.REGISTRY_HOST} {tls.BLOB_HOST}\n")
+    _trust_testbed_ca(host)
     if not (root / "etc/machine-id").read_text().strip():
         _write(root / "etc/machine-id", secrets.token_hex(16) + "\n")
     ssh_dir = root / "root/.ssh"
@@ -66,6 +70,18 @@ def seed_host(host: Host, authorized_key: str) -> str:
                         "-f", str(hostkey)], check=True)
     _install_hardware(host)
     return " ".join(hostkey.with_suffix(".pub").read_text().split()[:2])
+
+
+def _trust_testbed_ca(host: Host) -> None:
+    """Put the testbed CA in the host's trust store, as a site adds its own CA (Go reads the bundle)."""
+    ca = tls.ensure_registry_cert(host.testbed.state_dir / "tls")["ca"]
+    dest = host.root / "usr/local/share/ca-certificates/ollama-testbed-ca.crt"
+    if dest.exists() and dest.read_bytes() == ca.read_bytes():
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ca, dest)
+    subprocess.run(["chroot", str(host.root), "update-ca-certificates", "--fresh"], check=True,
+                   capture_output=True)
 
 
 def _install_hardware(host: Host) -> None:

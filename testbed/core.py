@@ -15,9 +15,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import container, inventory, network, rootfs
+from . import container, inventory, network, real_ollama, rootfs, tls
 from .layout import CACHE_ROOT, MIRROR_PORT, OLLAMA_VERSION, PROJECT_ROOT, STATE_ROOT, Testbed, TestbedError
 from .models import publish_models
+from .real_models import publish_real_models
 from .release import publish_release
 
 
@@ -25,24 +26,45 @@ def _mirror_needle(tb: Testbed) -> str:
     return f"testbed.mirror --root {tb.mirror_root} "
 
 
-def ensure_mirror(tb: Testbed) -> dict[str, str]:
-    """Publish the double's release and the test models, and serve them on the bridge address."""
-    sums = publish_release(tb.mirror_root / "ollama/releases/download", OLLAMA_VERSION, tb.mirror_url)
+def ensure_mirror(tb: Testbed, log=print) -> dict[str, dict[str, str]]:
+    """Publish the releases and the test models, and serve them on the bridge address.
+
+    Returns {"double": {file: sha256}, "real": {file: sha256}} ("real" only when a profile runs it)."""
+    sums = {"double": publish_release(tb.mirror_root / "double/releases/download", OLLAMA_VERSION, tb.mirror_url)}
+    if "real" in {tb.ollama_kind(h.profile) for h in tb.hosts}:
+        sums["real"] = _publish_real_release(tb, real_ollama.ensure_built(log=log))
     publish_models(tb.mirror_root)
+    publish_real_models(tb.mirror_root)
     if not container.find_pids(_mirror_needle(tb)):
-        log = open(tb.state_dir / "mirror.log", "ab")
+        cert = tls.ensure_registry_cert(tb.state_dir / "tls")
+        out = open(tb.state_dir / "mirror.log", "ab")
         subprocess.Popen([sys.executable, "-m", "testbed.mirror", "--root", str(tb.mirror_root),
                           "--bind", tb.gateway, "--port", str(MIRROR_PORT),
-                          "--access-log", str(tb.state_dir / "mirror-access.log")],
-                         cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                          "--access-log", str(tb.state_dir / "mirror-access.log"),
+                          "--tls-port", "443", "--tls-cert", str(cert["cert"]), "--tls-key", str(cert["key"]),
+                          "--blob-host", f"http://{tls.BLOB_HOST}:{MIRROR_PORT}"],
+                         cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                          start_new_session=True)
         deadline = time.monotonic() + 10
-        while not container.port_open(tb.gateway, MIRROR_PORT):
+        while not (container.port_open(tb.gateway, MIRROR_PORT) and container.port_open(tb.gateway, 443)):
             if time.monotonic() > deadline:
-                raise TestbedError(f"testbed {tb.name}: mirror did not listen on {tb.mirror_url}; "
-                                   f"log: {tb.state_dir / 'mirror.log'}")
+                raise TestbedError(f"testbed {tb.name}: mirror did not listen on {tb.mirror_url} and "
+                                   f"https://{tb.gateway}:443; log: {tb.state_dir / 'mirror.log'}")
             time.sleep(0.05)
     return sums
+
+
+def _publish_real_release(tb: Testbed, built: Path) -> dict[str, str]:
+    """Serve the real build at the official release path (what the deploy installs on real-Ollama hosts)."""
+    out = tb.mirror_root / "ollama/releases/download" / f"v{OLLAMA_VERSION}"
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "sha256sum.txt").exists() or (out / "sha256sum.txt").read_text() != \
+            (built / "sha256sum.txt").read_text():
+        for name in (real_ollama.ARTIFACT, "sha256sum.txt"):
+            shutil.copyfile(built / name, out / f".{name}.tmp")
+            (out / f".{name}.tmp").replace(out / name)
+    return {name: digest for digest, name in
+            (line.split("  ./") for line in (out / "sha256sum.txt").read_text().splitlines())}
 
 
 def recorded_host_count(name: str) -> int | None:
@@ -67,7 +89,7 @@ def up(tb: Testbed, boot_timeout: float = 45, cache_root: Path = CACHE_ROOT, log
     tb.state_dir.mkdir(parents=True, exist_ok=True)
     pubkey = inventory.ensure_client_key(tb)
     network.ensure_bridge(tb)
-    sums = ensure_mirror(tb)
+    sums = ensure_mirror(tb, log=log)
     host_keys, to_boot = {}, []
     for h in tb.hosts:
         running = container.nspawn_pid(h) is not None

@@ -26,6 +26,10 @@ DEFAULT_NAME = "tb"
 MIRROR_PORT = 8701
 # The version the test double reports; the deploy pins the same version for the real artifact.
 OLLAMA_VERSION = "0.32.15"
+# Which Ollama each profile's hosts run: the real build (testbed/real_ollama.py, CPU only) or the test
+# double (testbed/double/), which stands in where a GPU is needed. OLLAMA_TESTBED_OLLAMA overrides per
+# profile, e.g. "cpu_xeon=double".
+OLLAMA_KINDS = {"cpu_xeon": "real", "dual_gpu": "double", "dgx_spark": "double"}
 # Linux interface names are limited to 15 bytes; "<name>-br" and "<name>v<NN>" must fit.
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 
@@ -127,6 +131,15 @@ class Testbed:
         return f"{self.mirror_url}/ollama/releases/download"
 
     @property
+    def double_release_base_url(self) -> str:
+        """The test double's releases: a path of their own, so the real build keeps the official one."""
+        return f"{self.mirror_url}/double/releases/download"
+
+    def ollama_kind(self, profile: str) -> str:
+        """'real' or 'double' for a profile's hosts (OLLAMA_KINDS, as overridden by OLLAMA_TESTBED_OLLAMA)."""
+        return ollama_kinds()[profile]
+
+    @property
     def mirror_root(self) -> Path:
         return self.state_dir / "mirror"
 
@@ -161,3 +174,16 @@ def _default_subnet(name: str) -> str:
     # so two testbeds can run side by side without configuration.
     third = 0 if name == DEFAULT_NAME else 1 + zlib.crc32(name.encode()) % 250
     return f"10.201.{third}.0/24"
+
+
+def ollama_kinds() -> dict[str, str]:
+    kinds = dict(OLLAMA_KINDS)
+    for item in filter(None, os.environ.get("OLLAMA_TESTBED_OLLAMA", "").replace(" ", "").split(",")):
+        profile, _, kind = item.partition("=")
+        if profile not in kinds or kind not in ("real", "double"):
+            raise TestbedError(f"OLLAMA_TESTBED_OLLAMA: {item!r}: use <profile>=real|double, profiles {PROFILES}")
+        if kind == "real" and profile != "cpu_xeon":
+            raise TestbedError(f"OLLAMA_TESTBED_OLLAMA: {item!r}: the real build is CPU-only; "
+                               f"{profile} needs a GPU, so its hosts run the double")
+        kinds[profile] = kind
+    return kinds

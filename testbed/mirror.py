@@ -4,7 +4,16 @@ Stands in for the release download site and the model registry, which cannot be 
 Supports Range requests (so interrupted downloads can resume, as with the real ones) and writes
 an access log, one line per request, that tests count blob downloads from.
 
-Run:  python3 -m testbed.mirror --root DIR --bind 10.201.0.1 --port 8701 --access-log FILE
+Real Ollama 0.32.15 downloads a blob only after the registry answers its GET with a 307 to another
+host name (server/download.go, blobDownload.run: it stops at the first redirect off the registry's
+host and needs resp.Location()); a registry answering 200 fails with "no Location header". With
+``--blob-host URL``, a blob request whose Host header is not URL's host is answered 307 to URL plus
+the same path, and URL's host (an alias of this server) serves the bytes. ``--tls-port`` adds an
+HTTPS listener (``--tls-cert``/``--tls-key``) for hosts that reach this server under the default
+registry's name; then only that listener redirects.
+
+Run:  python3 -m testbed.mirror --root DIR --bind 10.201.0.1 --port 8701 --access-log FILE \
+          [--tls-port 443 --tls-cert CRT --tls-key KEY] [--blob-host http://blobs.registry.testbed:8701]
 """
 from __future__ import annotations
 
@@ -13,16 +22,39 @@ import http.server
 import os
 import re
 import shutil
+import ssl
+import threading
 import time
 from functools import partial
+from urllib.parse import urlsplit
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+_BLOB = re.compile(r"^/v2/.+/blobs/sha256:[0-9a-f]{64}$")
 
 
 class MirrorHandler(http.server.SimpleHTTPRequestHandler):
     access_log_path: str = ""
 
+    def __init__(self, *args, blob_host: str | None = None, **kwargs):
+        self.blob_host = blob_host
+        super().__init__(*args, **kwargs)
+
+    def _blob_redirect(self) -> bool:
+        """Answer a blob request 307 to the blob host, unless it already came to that host."""
+        if not self.blob_host or not _BLOB.match(self.path.split("?")[0]):
+            return False
+        asked = urlsplit(f"//{self.headers.get('Host', '')}").hostname
+        if asked == urlsplit(self.blob_host).hostname:
+            return False
+        self.send_response(307)
+        self.send_header("Location", self.blob_host.rstrip("/") + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return True
+
     def send_head(self):
+        if self._blob_redirect():
+            return None
         path = self.translate_path(self.path)
         m = _RANGE.match(self.headers.get("Range", ""))
         if not m or not os.path.isfile(path):
@@ -76,12 +108,28 @@ def main(argv=None) -> None:
     ap.add_argument("--bind", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--access-log", required=True)
+    ap.add_argument("--blob-host", help="base URL (an alias of this server) that blob requests redirect to")
+    ap.add_argument("--tls-port", type=int, help="also serve HTTPS here (needs --tls-cert and --tls-key)")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     args = ap.parse_args(argv)
     MirrorHandler.access_log_path = args.access_log
-    handler = partial(MirrorHandler, directory=args.root)
+    # With an HTTPS listener, only it redirects blobs (real Ollama comes in there under the registry's
+    # name); the plain port keeps serving the control node and the double directly.
+    redirecting = partial(MirrorHandler, directory=args.root, blob_host=args.blob_host)
+    direct = partial(MirrorHandler, directory=args.root) if args.tls_port else redirecting
     http.server.ThreadingHTTPServer.allow_reuse_address = True
-    with http.server.ThreadingHTTPServer((args.bind, args.port), handler) as server:
-        server.serve_forever()
+    http.server.ThreadingHTTPServer.daemon_threads = True
+    servers = [http.server.ThreadingHTTPServer((args.bind, args.port), direct)]
+    if args.tls_port:
+        tls = http.server.ThreadingHTTPServer((args.bind, args.tls_port), redirecting)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        tls.socket = context.wrap_socket(tls.socket, server_side=True)
+        servers.append(tls)
+    for extra in servers[1:]:
+        threading.Thread(target=extra.serve_forever, daemon=True).start()
+    servers[0].serve_forever()
 
 
 if __name__ == "__main__":

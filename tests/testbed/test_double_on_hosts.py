@@ -26,7 +26,7 @@ def test_double_installs_from_mirror_pulls_and_generates(testbed, hosts, name):
     tb, _ = testbed
     h = hosts[name]
     try:
-        out = h.run(INSTALL.format(base=tb.release_base_url, version=OLLAMA_VERSION, arch=ARCH[name], prefix=PREFIX,
+        out = h.run(INSTALL.format(base=tb.double_release_base_url, version=OLLAMA_VERSION, arch=ARCH[name], prefix=PREFIX,
                                    api=API))
         assert out.rc == 0, out.stderr
         assert json.loads(out.stdout.strip().splitlines()[-1]) == {"version": OLLAMA_VERSION}
@@ -43,6 +43,6 @@ def test_double_installs_from_mirror_pulls_and_generates(testbed, hosts, name):
         assert 'msg="server config"' in journal and "OLLAMA_MODELS:/var/tmp/double-probe" in journal
         access = (tb.state_dir / "mirror-access.log").read_text()
         ip = tb.host(name).ip
-        assert f"{ip} GET /ollama/releases/download/v{OLLAMA_VERSION}/ollama-linux-{ARCH[name]}.tar.zst 200" in access
+        assert f"{ip} GET /double/releases/download/v{OLLAMA_VERSION}/ollama-linux-{ARCH[name]}.tar.zst 200" in access
     finally:
         h.run(f"systemctl stop double-probe; systemctl reset-failed double-probe; rm -rf {PREFIX} /var/tmp/double-probe")

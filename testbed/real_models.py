@@ -1,0 +1,214 @@
+"""Tiny *real* llama-architecture GGUF models that real Ollama / llama.cpp loads and runs.
+
+``testbed.models`` publishes metadata-only GGUFs that only the test double can use. These are
+complete models (F16 weights, a SentencePiece-style vocabulary, a chat template), random but
+deterministic (fixed numpy seed) and steered to emit only word pieces, about 250 KB each, so real Ollama 0.32.15 can load them on a
+CPU in well under a second and generate (nonsense) tokens:
+
+* ``testbed/real-tiny:latest``: 2 layers, embedding 64, 2 heads / 2 KV heads (head size 32, so a
+  q8_0 or q4_0 KV cache, block size 32, fits), feed-forward 128, context_length 4096.
+* ``testbed/real-tiny-hd16:latest``: the same with 4 heads (head size 16): a q8_0 KV cache fails
+  to load (``K cache type q8_0 with block size 32 does not divide n_embd_head_k=16``).
+
+They are published in the registry layout of ``testbed.models.publish_models`` (same helpers,
+media types and manifest/config shapes). Needs the PyPI package ``gguf`` (which pulls numpy).
+
+Example::
+
+    from testbed.real_models import publish_real_models
+    rows = publish_real_models("/srv/mirror")
+    # [{"name": "testbed/real-tiny:latest", "digest": "sha256:…", "total_bytes": 263…}, …]
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+from testbed.models import (MT_CONFIG, MT_MANIFEST, MT_MODEL, MT_PARAMS, MT_TEMPLATE, _digest,
+                            _layer)
+
+SEED = 20261203
+# Ollama renders its Go template itself and sends llama-server the finished prompt.
+CHATML_TEMPLATE = (
+    "{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
+    "{{- if .Prompt }}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}"
+    "<|im_start|>assistant\n{{ .Response }}<|im_end|>\n"
+)
+# llama.cpp wants a Jinja template in the GGUF (tokenizer.chat_template) for its own chat endpoints.
+CHATML_JINJA = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
+    " + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+CHATML_PARAMS = {"stop": ["<|im_start|>", "<|im_end|>"]}
+WORDS = ["▁", "▁the", "▁a", "▁is", "▁of", "▁and", "▁to", "▁in", "▁it", "▁why", "▁sky", "▁blue",
+         "▁hello", "▁world", "▁test", "▁model", "▁tiny", ".", ",", "?", "!"] + list("abcdefghijklmnopqrstuvwxyz")
+
+
+@dataclasses.dataclass(frozen=True)
+class RealSpec:
+    model: str
+    head_count: int
+    head_count_kv: int = 2
+    block_count: int = 2
+    embedding_length: int = 64
+    feed_forward_length: int = 128
+    context_length: int = 4096
+    namespace: str = "testbed"
+    tag: str = "latest"
+
+    @property
+    def name(self) -> str:
+        return f"{self.namespace}/{self.model}:{self.tag}"
+
+    @property
+    def head_size(self) -> int:
+        return self.embedding_length // self.head_count
+
+
+REAL_CATALOG = [RealSpec("real-tiny", head_count=2), RealSpec("real-tiny-hd16", head_count=4)]
+
+
+def vocabulary() -> tuple[list[str], list[float], list[int]]:
+    """(tokens, scores, types) of a SentencePiece ("llama") vocabulary with byte fallback."""
+    T = gguf.TokenType
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["<|im_start|>", "<|im_end|>"]
+    types = [T.UNKNOWN, T.CONTROL, T.CONTROL] + [T.BYTE] * 256 + [T.CONTROL, T.CONTROL]
+    scores = [0.0] * len(tokens)
+    # SPM merges the highest-scoring pieces first: longer words score higher than letters.
+    for i, w in enumerate(WORDS):
+        tokens.append(w)
+        types.append(T.NORMAL)
+        scores.append(-1.0 - i / 100 if len(w) > 1 else -10.0 - i / 100)
+    return tokens, scores, [int(t) for t in types]
+
+
+def gguf_model_bytes(spec: RealSpec) -> bytes:
+    """The GGUF file of ``spec``: the same bytes on every call (seeded weights, fixed key order)."""
+    rng = np.random.default_rng(SEED + spec.head_count)
+    tokens, scores, types = vocabulary()
+    n_vocab, d, ff = len(tokens), spec.embedding_length, spec.feed_forward_length
+    d_kv = spec.head_count_kv * spec.head_size
+
+    def w(*shape):  # numpy shape is ggml's ne reversed: (out, in); the writer reverses it
+        return (rng.standard_normal(shape) * 0.02).astype(np.float16)
+
+    # Steer generation to ordinary word pieces. A random model also emits byte tokens, and a
+    # stray byte (half a UTF-8 character) makes real Ollama 0.32.15 answer with an empty
+    # not-done object or end the stream without its final frame. So every embedding carries a
+    # large shared direction u (the small random blocks barely move it), and the output rows are
+    # +u for word pieces, -u for bytes and control tokens: after the final RMS norm the word
+    # logits are about +8 and all others about -8, with noise that still varies the words.
+    u = rng.standard_normal(d)
+    u /= np.linalg.norm(u)
+    sign = np.where(np.array(types) == int(gguf.TokenType.NORMAL), 1.0, -1.0)
+    token_embd = (10.0 * u + rng.standard_normal((n_vocab, d)) * 0.02).astype(np.float16)
+    output = (sign[:, None] * u + rng.standard_normal((n_vocab, d)) * 0.1).astype(np.float16)
+
+    fd, tmp = tempfile.mkstemp(suffix=".gguf")
+    os.close(fd)
+    try:
+        wr = gguf.GGUFWriter(tmp, "llama")
+        wr.add_name(f"Testbed {spec.model}")
+        wr.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
+        wr.add_quantization_version(gguf.GGML_QUANT_VERSION)
+        wr.add_block_count(spec.block_count)
+        wr.add_context_length(spec.context_length)
+        wr.add_embedding_length(d)
+        wr.add_feed_forward_length(ff)
+        wr.add_head_count(spec.head_count)
+        wr.add_head_count_kv(spec.head_count_kv)
+        wr.add_layer_norm_rms_eps(1e-5)
+        wr.add_rope_dimension_count(spec.head_size)
+        wr.add_rope_freq_base(10000.0)
+        wr.add_vocab_size(n_vocab)
+        wr.add_tokenizer_model("llama")
+        wr.add_token_list(tokens)
+        wr.add_token_scores(scores)
+        wr.add_token_types(types)
+        wr.add_unk_token_id(0)
+        wr.add_bos_token_id(1)
+        wr.add_eos_token_id(2)
+        wr.add_add_bos_token(True)
+        wr.add_add_eos_token(False)
+        wr.add_chat_template(CHATML_JINJA)
+        wr.add_tensor("token_embd.weight", token_embd)
+        # 1-D norm weights stay F32, as llama.cpp's converters write them for MOSTLY_F16.
+        wr.add_tensor("output_norm.weight", np.ones(d, dtype=np.float32))
+        wr.add_tensor("output.weight", output)
+        for i in range(spec.block_count):
+            b = f"blk.{i}."
+            wr.add_tensor(b + "attn_norm.weight", np.ones(d, dtype=np.float32))
+            wr.add_tensor(b + "attn_q.weight", w(d, d))
+            wr.add_tensor(b + "attn_k.weight", w(d_kv, d))
+            wr.add_tensor(b + "attn_v.weight", w(d_kv, d))
+            wr.add_tensor(b + "attn_output.weight", w(d, d))
+            wr.add_tensor(b + "ffn_norm.weight", np.ones(d, dtype=np.float32))
+            wr.add_tensor(b + "ffn_gate.weight", w(ff, d))
+            wr.add_tensor(b + "ffn_up.weight", w(ff, d))
+            wr.add_tensor(b + "ffn_down.weight", w(d, ff))
+        wr.write_header_to_file()
+        wr.write_kv_data_to_file()
+        wr.write_tensors_to_file()
+        wr.close()
+        return Path(tmp).read_bytes()
+    finally:
+        os.unlink(tmp)
+
+
+def parameter_count(spec: RealSpec) -> int:
+    d, ff, n_vocab = spec.embedding_length, spec.feed_forward_length, len(vocabulary()[0])
+    d_kv = spec.head_count_kv * spec.head_size
+    block = 2 * d + 2 * d * d + 2 * d * d_kv + 3 * d * ff
+    return 2 * n_vocab * d + d + spec.block_count * block
+
+
+def model_blobs(spec: RealSpec) -> tuple[bytes, list[tuple[dict, bytes]]]:
+    """Return (manifest bytes, [(descriptor, blob bytes), ...]), shaped like testbed.models'."""
+    model = gguf_model_bytes(spec)
+    template = CHATML_TEMPLATE.encode()
+    params = (json.dumps(CHATML_PARAMS, separators=(",", ":")) + "\n").encode()
+    layers = [(_layer(MT_MODEL, model), model), (_layer(MT_TEMPLATE, template), template),
+              (_layer(MT_PARAMS, params), params)]
+    config = {
+        "model_format": "gguf",
+        "model_family": "llama",
+        "model_families": ["llama"],
+        "model_type": f"{parameter_count(spec) / 1000:.0f}K",  # format.HumanNumber for < 1M
+        "file_type": "F16",
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d, _ in layers]},
+    }
+    config_bytes = json.dumps(config, separators=(",", ":")).encode()
+    config_desc = _layer(MT_CONFIG, config_bytes)
+    manifest = {"schemaVersion": 2, "mediaType": MT_MANIFEST, "config": config_desc,
+                "layers": [d for d, _ in layers]}
+    return json.dumps(manifest, separators=(",", ":")).encode(), [(config_desc, config_bytes)] + layers
+
+
+def publish_real_models(mirror_root) -> list[dict]:
+    """Write every REAL_CATALOG model under ``mirror_root`` (v2/<ns>/<model>/{manifests,blobs});
+    returns ``[{"name", "digest" (of the manifest), "total_bytes"}]`` like publish_models."""
+    root = Path(mirror_root)
+    out = []
+    for spec in REAL_CATALOG:
+        repo = root / "v2" / spec.namespace / spec.model
+        (repo / "manifests").mkdir(parents=True, exist_ok=True)
+        (repo / "blobs").mkdir(parents=True, exist_ok=True)
+        manifest, blobs = model_blobs(spec)
+        for desc, data in blobs:
+            path = repo / "blobs" / desc["digest"]
+            if not path.exists() or path.stat().st_size != len(data):
+                tmp = path.with_name(path.name + ".tmp")  # a reader never sees half a blob
+                tmp.write_bytes(data)
+                tmp.replace(path)
+        (repo / "manifests" / spec.tag).write_bytes(manifest)
+        out.append({"name": spec.name, "digest": _digest(manifest),
+                    "total_bytes": sum(len(data) for _, data in blobs)})
+    return out

@@ -1,0 +1,42 @@
+"""A testbed CA and a server certificate for the default registry's name, made with openssl once per testbed.
+
+Real Ollama pulls `testbed/tiny` from https://registry.ollama.ai, as it would on any host. The testbed
+hosts resolve that name to the mirror (their /etc/hosts) and trust this CA (their trust store), so the
+mirror can answer for the registry over HTTPS without any change to Ollama or the deploy.
+
+Example:
+    paths = ensure_registry_cert(tb.state_dir / "tls")   # {"ca": ..., "cert": ..., "key": ...}
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+REGISTRY_HOST = "registry.ollama.ai"  # types/model/name.go defaultHost
+# The registry redirects blob GETs here (Ollama needs a redirect to another host name); plain HTTP on
+# the mirror's port: blobs are checked against their sha256 digest, so TLS adds nothing to the test.
+BLOB_HOST = "blobs.registry.testbed"
+
+
+def ensure_registry_cert(tls_dir: Path) -> dict[str, Path]:
+    paths = {"ca": tls_dir / "ca.crt", "ca_key": tls_dir / "ca.key",
+             "cert": tls_dir / "registry.crt", "key": tls_dir / "registry.key"}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", paths["ca_key"], "-out", paths["ca"], "-days", "3650",
+             "-subj", "/CN=ollama-deploy testbed CA")
+    csr = tls_dir / "registry.csr"
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", paths["key"], "-out", csr, "-subj", f"/CN={REGISTRY_HOST}")
+    ext = tls_dir / "registry.ext"
+    ext.write_text(f"subjectAltName=DNS:{REGISTRY_HOST},DNS:{BLOB_HOST}\n"
+                   "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+    _openssl("x509", "-req", "-in", csr, "-CA", paths["ca"], "-CAkey", paths["ca_key"], "-CAcreateserial",
+             "-out", paths["cert"], "-days", "3650", "-extfile", ext)
+    return paths
+
+
+def _openssl(*args) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
