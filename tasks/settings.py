@@ -23,6 +23,7 @@ from .goparse import OPTION_KINDS, connectable_host, format_params, go_parse_dur
 
 PREFIX = "ollama_"
 QUANTIZED_KV = ("q8_0", "q4_0")
+LLAMA_MAX_SEQ = 256  # llama.cpp b10488 src/llama-cparams.h: the most parallel sequences a context takes
 # Keys operators bring from the seeds: Ollama 0.32.15 never reads these variables (reference §3).
 PLACEBOS = {
     "ollama_num_threads": "OLLAMA_NUM_THREADS is never read by Ollama; threads are the per-model parameter "
@@ -85,7 +86,7 @@ class OllamaSettings(BaseModel):
         None, "Default context length per request (0 = Ollama's VRAM-based default).",
         dropin="performance.conf", env="OLLAMA_CONTEXT_LENGTH", ollama_reads=True, unit="tokens")
     ollama_num_parallel: int | None = setting(
-        None, "Parallel requests per loaded model; each gets its own context.",
+        None, "Parallel requests per loaded model (1-256); each gets its own context.",
         dropin="performance.conf", env="OLLAMA_NUM_PARALLEL", ollama_reads=True)
     ollama_max_loaded_models: int | None = setting(
         None, "Models kept loaded at once (0 = 3 per GPU).",
@@ -191,6 +192,10 @@ class OllamaSettings(BaseModel):
     def _parallel(cls, v):
         if v is not None and v < 1:
             raise ValueError("at least 1 (Ollama treats 0 as 1)")
+        if v is not None and v > LLAMA_MAX_SEQ:
+            # Ollama passes it to llama-server as -np; llama.cpp refuses more sequences and every model
+            # then fails to load ("n_seq_max must be <= 256", measured on real 0.32.15).
+            raise ValueError(f"at most {LLAMA_MAX_SEQ} (llama.cpp's LLAMA_MAX_SEQ): more and no model loads")
         return v
 
     @field_validator("ollama_cpu_quota")

@@ -6,7 +6,7 @@ import sys
 from testbed import core
 from testbed.layout import PROJECT_ROOT
 from testbed.deployrun import run_deploy
-from tests.deploy.hosts import inventory_with, ssh
+from tests.deploy.hosts import inventory_with, model_of, ssh
 
 
 def main_pids(tb):
@@ -63,7 +63,7 @@ def test_extra_model_is_pulled_and_prune_removes_unlisted(deploy_testbed, first_
     pruned = run_deploy(deploy_testbed.inventory_path, "--limit", host, "--data", "ollama_prune_models=true")
     assert pruned.rc == 0, pruned.stderr[-3000:]
     listed = ssh(deploy_testbed, host, "ollama list").stdout
-    assert "testbed/small" not in listed and "testbed/tiny:latest" in listed
+    assert "testbed/small" not in listed and f"{model_of(deploy_testbed, host)}:latest" in listed
 
 
 def test_failed_smoke_fails_only_that_host_with_the_reason(deploy_testbed, first_run, tmp_path):
@@ -117,14 +117,16 @@ def test_air_gapped_install_uploads_the_artifact_instead_of_downloading(deploy_t
 def test_model_parameters_apply_through_a_tuned_model(deploy_testbed, first_run):
     tb = deploy_testbed
     host = next(h for h in tb.hosts if h.profile == "cpu_xeon").name
-    params = '{"testbed/tiny": {"num_thread": 3, "num_ctx": 2048}}'
+    model = model_of(tb, host)
+    params = json.dumps({model: {"num_thread": 3, "num_ctx": 2048}})
     run = run_deploy(tb.inventory_path, "--limit", host, "--data", f"ollama_model_parameters={params}")
     assert run.rc == 0, run.stderr[-3000:]
-    assert ("Models | Tuned testbed/tiny", host) in run.changed_ops()
-    shown = json.loads(ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/show -d '{\"model\":\"testbed/tiny:latest-tuned\"}'").stdout)
+    assert (f"Models | Tuned {model}", host) in run.changed_ops()
+    shown = json.loads(ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/show -d '%s'"
+                           % json.dumps({"model": f"{model}:latest-tuned"})).stdout)
     assert "num_thread" in shown["parameters"] and "3" in shown["parameters"]
     smoke = json.loads((PROJECT_ROOT / "reports/smoke" / f"{host}.json").read_text())
-    assert smoke["model"] == "testbed/tiny:latest-tuned"
+    assert smoke["model"] == f"{model}:latest-tuned"
     # Proof the tuning took effect: Ollama started llama-server with -t 3 and -c 2048 x parallel.
     journal = ssh(tb, host, "journalctl -u ollama -o cat --no-pager | grep 'starting llama-server' | tail -1").stdout
     assert " -t 3" in journal and " -c 8192 " in journal  # num_ctx 2048 x OLLAMA_NUM_PARALLEL 4

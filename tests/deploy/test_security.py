@@ -148,7 +148,9 @@ def test_full_disk_is_refused_naming_the_models_dir_and_nothing_is_lost(deploy_t
 
 def test_interrupted_pull_resumes_from_the_partial_download(deploy_testbed, first_run):
     tb = deploy_testbed
-    host = next(h for h in tb.hosts if h.profile == "cpu_xeon")
+    # The double's resume (a bare <blob>-partial file); real Ollama also keeps -partial-N part records,
+    # so a partial file made by curl alone is not how it resumes.
+    host = next(h for h in tb.hosts if h.profile == "dual_gpu")
     manifest = (tb.mirror_root / "v2/testbed/tiny/manifests/latest").read_text()
     layer = next(x for x in json.loads(manifest)["layers"] if x["mediaType"].endswith("image.model"))
     blob = f"/usr/share/ollama/.ollama/models/blobs/{layer['digest'].replace(':', '-')}"

@@ -2,6 +2,9 @@
 
     pytest tests/testinfra --inventory inventory/prod.py
 """
+import json
+import shlex
+
 from tasks.configure import render_dropin
 from tasks.facts import RELEASE_MARKER, canonical_model
 from tasks.release import artifact_for
@@ -93,14 +96,24 @@ def test_selected_models_are_present(target):
     assert {canonical_model(m) for m in selected_models(target.settings)} <= names
 
 
-MAX_EXPOSURE = 1.2  # project standard; NixOS services.ollama scores 1.4, install.sh's unit 9.2
+# Project standard: 1.1 on CPU hosts, 1.2 where the unit must reach NVIDIA devices. NixOS's
+# services.ollama scores 1.4, install.sh's unit 9.2.
+MAX_EXPOSURE = {"cpu": 1.1, "gpu": 1.2}
 
 
 def test_unit_sandbox_exposure_is_at_most_the_standard(target):
-    out = target.host.check_output("systemd-analyze security ollama.service --no-pager")
+    h, s = target.host, target.settings
+    # Scored while Ollama serves and has just loaded a model and generated under this sandbox.
+    model = s.ollama_smoke_model or (selected_models(s) or [None])[0]
+    if model:
+        body = json.dumps({"model": model, "prompt": "hi", "stream": False, "options": {"num_predict": 2}})
+        assert json.loads(h.check_output(f"curl -fsS {API}/api/generate -d {shlex.quote(body)}"))["done"]
+    assert h.service("ollama").is_running
+    out = h.check_output("systemd-analyze security ollama.service --no-pager")
     overall = [line for line in out.splitlines() if "Overall exposure level" in line][-1]
     score = float(overall.split(":")[1].split()[0])
-    assert score <= MAX_EXPOSURE, overall
+    gpu = h.exists("nvidia-smi") or s.ollama_cuda_visible_devices
+    assert score <= MAX_EXPOSURE["gpu" if gpu else "cpu"], overall
 
 
 def test_files_are_owned_right_and_nothing_is_world_writable(target):
