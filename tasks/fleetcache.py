@@ -129,7 +129,10 @@ def _download(url: str, partial: Path) -> None:
 
 def release_for(artifact, settings) -> Path:
     """The host's release artifact from the fleet cache (fetched and verified once per run)."""
-    dest = Path(settings.ollama_fleet_cache_dir).expanduser() / "releases" / f"v{settings.ollama_version}" / artifact.name
+    # Keyed by checksum too: one fleet may install different builds under one file name (another
+    # mirror per group, a rebuilt artifact), and each host must get the one it pinned.
+    dest = (Path(settings.ollama_fleet_cache_dir).expanduser() / "releases" / f"v{settings.ollama_version}"
+            / artifact.sha256[:16] / artifact.name)
     return fetch_verified(artifact.url, dest, artifact.sha256)
 
 

@@ -132,7 +132,10 @@ def _verify(state, host, plan: HostPlan, changes=()):
                       "-p MemoryMax -p InvocationID")
     shown = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
     environment = shown.get("Environment", "").split()
-    journal = _run(host, f"journalctl _SYSTEMD_INVOCATION_ID={shown.get('InvocationID', 'none')} -o cat --no-pager")
+    # Only Ollama's own slog lines: llama-server's output passes through raw (generated token bytes
+    # need not be valid UTF-8), and verify reads nothing from it.
+    journal = _run(host, f"journalctl _SYSTEMD_INVOCATION_ID={shown.get('InvocationID', 'none')} -o cat --no-pager"
+                         " | grep -a '^time=.* level='")
     config_lines = [line for line in journal.splitlines() if 'msg="server config"' in line]
     logged = parse_server_config(config_lines[-1]) if config_lines else {}
     model = smoke_model(plan.settings)

@@ -2,8 +2,8 @@
 
 ``testbed.models`` publishes metadata-only GGUFs that only the test double can use. These are
 complete models (F16 weights, a SentencePiece-style vocabulary, a chat template), random but
-deterministic (fixed numpy seed) and steered to emit only word pieces, about 250 KB each, so real Ollama 0.32.15 can load them on a
-CPU in well under a second and generate (nonsense) tokens:
+deterministic (fixed numpy seed) and steered to emit only word pieces, about 250 KB each, so real
+Ollama 0.32.15 loads them on a CPU in a quarter second and generates (nonsense) text:
 
 * ``testbed/real-tiny:latest``: 2 layers, embedding 64, 2 heads / 2 KV heads (head size 32, so a
   q8_0 or q4_0 KV cache, block size 32, fits), feed-forward 128, context_length 4096.
@@ -17,22 +17,42 @@ Example::
 
     from testbed.real_models import publish_real_models
     rows = publish_real_models("/srv/mirror")
-    # [{"name": "testbed/real-tiny:latest", "digest": "sha256:…", "total_bytes": 263…}, …]
+    # [{"name": "testbed/real-tiny:latest", "digest": "sha256:…", "total_bytes": 253688}, …]
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
-import gguf
 import numpy as np
 
-from testbed.models import (MT_CONFIG, MT_MANIFEST, MT_MODEL, MT_PARAMS, MT_TEMPLATE, _digest,
-                            _layer)
+from testbed.models import MT_CONFIG, MT_MANIFEST, MT_MODEL, MT_PARAMS, MT_TEMPLATE, _digest, _layer
 
+
+def _gguf_package():
+    """The PyPI package ``gguf``. The project's own stdlib reader is also a top-level ``gguf.py``
+    (tasks/, and the double's copy), and some tests put its directory first on sys.path, so skip
+    such entries, and leave ``sys.modules["gguf"]`` as it was for the code that means that reader."""
+    mod = sys.modules.get("gguf")
+    if mod is not None and hasattr(mod, "GGUFWriter"):
+        return mod
+    saved_path, shadow = sys.path[:], sys.modules.pop("gguf", None)
+    sys.path[:] = [p for p in sys.path if not (Path(p or ".") / "gguf.py").is_file()]
+    try:
+        return importlib.import_module("gguf")
+    finally:
+        sys.path[:] = saved_path
+        sys.modules.pop("gguf", None)
+        if shadow is not None:
+            sys.modules["gguf"] = shadow
+
+
+gguf = _gguf_package()
 SEED = 20261203
 # Ollama renders its Go template itself and sends llama-server the finished prompt.
 CHATML_TEMPLATE = (
@@ -62,13 +82,8 @@ class RealSpec:
     namespace: str = "testbed"
     tag: str = "latest"
 
-    @property
-    def name(self) -> str:
-        return f"{self.namespace}/{self.model}:{self.tag}"
-
-    @property
-    def head_size(self) -> int:
-        return self.embedding_length // self.head_count
+    name = property(lambda self: f"{self.namespace}/{self.model}:{self.tag}")
+    head_size = property(lambda self: self.embedding_length // self.head_count)
 
 
 REAL_CATALOG = [RealSpec("real-tiny", head_count=2), RealSpec("real-tiny-hd16", head_count=4)]
@@ -88,14 +103,15 @@ def vocabulary() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def gguf_model_bytes(spec: RealSpec) -> bytes:
-    """The GGUF file of ``spec``: the same bytes on every call (seeded weights, fixed key order)."""
+def tensors(spec: RealSpec) -> dict[str, np.ndarray]:
+    """The weights, in file order; numpy shapes are ggml's ne reversed, (out, in) (the writer
+    reverses them). Seeded, so the same arrays on every call."""
     rng = np.random.default_rng(SEED + spec.head_count)
-    tokens, scores, types = vocabulary()
-    n_vocab, d, ff = len(tokens), spec.embedding_length, spec.feed_forward_length
+    _, _, types = vocabulary()
+    n_vocab, d, ff = len(types), spec.embedding_length, spec.feed_forward_length
     d_kv = spec.head_count_kv * spec.head_size
 
-    def w(*shape):  # numpy shape is ggml's ne reversed: (out, in); the writer reverses it
+    def w(*shape):
         return (rng.standard_normal(shape) * 0.02).astype(np.float16)
 
     # Steer generation to ordinary word pieces. A random model also emits byte tokens, and a
@@ -107,9 +123,25 @@ def gguf_model_bytes(spec: RealSpec) -> bytes:
     u = rng.standard_normal(d)
     u /= np.linalg.norm(u)
     sign = np.where(np.array(types) == int(gguf.TokenType.NORMAL), 1.0, -1.0)
-    token_embd = (10.0 * u + rng.standard_normal((n_vocab, d)) * 0.02).astype(np.float16)
-    output = (sign[:, None] * u + rng.standard_normal((n_vocab, d)) * 0.1).astype(np.float16)
+    ones = np.ones(d, dtype=np.float32)  # 1-D norms stay F32, as converters write MOSTLY_F16
+    out = {"token_embd.weight": (10.0 * u + rng.standard_normal((n_vocab, d)) * 0.02).astype(np.float16),
+           "output_norm.weight": ones,
+           "output.weight": (sign[:, None] * u + rng.standard_normal((n_vocab, d)) * 0.1).astype(np.float16)}
+    for i in range(spec.block_count):  # a dict display evaluates in order: same rng draws
+        b = f"blk.{i}."
+        out |= {b + "attn_norm.weight": ones, b + "attn_q.weight": w(d, d), b + "attn_k.weight": w(d_kv, d),
+                b + "attn_v.weight": w(d_kv, d), b + "attn_output.weight": w(d, d), b + "ffn_norm.weight": ones,
+                b + "ffn_gate.weight": w(ff, d), b + "ffn_up.weight": w(ff, d), b + "ffn_down.weight": w(d, ff)}
+    return out
 
+
+def parameter_count(spec: RealSpec) -> int:
+    return sum(a.size for a in tensors(spec).values())
+
+
+def gguf_model_bytes(spec: RealSpec) -> bytes:
+    """The GGUF file of ``spec``: the same bytes on every call (seeded weights, fixed key order)."""
+    tokens, scores, types = vocabulary()
     fd, tmp = tempfile.mkstemp(suffix=".gguf")
     os.close(fd)
     try:
@@ -117,41 +149,23 @@ def gguf_model_bytes(spec: RealSpec) -> bytes:
         wr.add_name(f"Testbed {spec.model}")
         wr.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
         wr.add_quantization_version(gguf.GGML_QUANT_VERSION)
-        wr.add_block_count(spec.block_count)
-        wr.add_context_length(spec.context_length)
-        wr.add_embedding_length(d)
-        wr.add_feed_forward_length(ff)
-        wr.add_head_count(spec.head_count)
-        wr.add_head_count_kv(spec.head_count_kv)
-        wr.add_layer_norm_rms_eps(1e-5)
-        wr.add_rope_dimension_count(spec.head_size)
-        wr.add_rope_freq_base(10000.0)
-        wr.add_vocab_size(n_vocab)
+        for add, value in ((wr.add_block_count, spec.block_count), (wr.add_context_length, spec.context_length),
+                           (wr.add_embedding_length, spec.embedding_length),
+                           (wr.add_feed_forward_length, spec.feed_forward_length),
+                           (wr.add_head_count, spec.head_count), (wr.add_head_count_kv, spec.head_count_kv),
+                           (wr.add_layer_norm_rms_eps, 1e-5), (wr.add_rope_dimension_count, spec.head_size),
+                           (wr.add_rope_freq_base, 10000.0), (wr.add_vocab_size, len(tokens))):
+            add(value)
         wr.add_tokenizer_model("llama")
         wr.add_token_list(tokens)
         wr.add_token_scores(scores)
         wr.add_token_types(types)
-        wr.add_unk_token_id(0)
-        wr.add_bos_token_id(1)
-        wr.add_eos_token_id(2)
-        wr.add_add_bos_token(True)
-        wr.add_add_eos_token(False)
-        wr.add_chat_template(CHATML_JINJA)
-        wr.add_tensor("token_embd.weight", token_embd)
-        # 1-D norm weights stay F32, as llama.cpp's converters write them for MOSTLY_F16.
-        wr.add_tensor("output_norm.weight", np.ones(d, dtype=np.float32))
-        wr.add_tensor("output.weight", output)
-        for i in range(spec.block_count):
-            b = f"blk.{i}."
-            wr.add_tensor(b + "attn_norm.weight", np.ones(d, dtype=np.float32))
-            wr.add_tensor(b + "attn_q.weight", w(d, d))
-            wr.add_tensor(b + "attn_k.weight", w(d_kv, d))
-            wr.add_tensor(b + "attn_v.weight", w(d_kv, d))
-            wr.add_tensor(b + "attn_output.weight", w(d, d))
-            wr.add_tensor(b + "ffn_norm.weight", np.ones(d, dtype=np.float32))
-            wr.add_tensor(b + "ffn_gate.weight", w(ff, d))
-            wr.add_tensor(b + "ffn_up.weight", w(ff, d))
-            wr.add_tensor(b + "ffn_down.weight", w(d, ff))
+        for add, value in ((wr.add_unk_token_id, 0), (wr.add_bos_token_id, 1), (wr.add_eos_token_id, 2),
+                           (wr.add_add_bos_token, True), (wr.add_add_eos_token, False),
+                           (wr.add_chat_template, CHATML_JINJA)):
+            add(value)
+        for name, array in tensors(spec).items():
+            wr.add_tensor(name, array)
         wr.write_header_to_file()
         wr.write_kv_data_to_file()
         wr.write_tensors_to_file()
@@ -161,13 +175,6 @@ def gguf_model_bytes(spec: RealSpec) -> bytes:
         os.unlink(tmp)
 
 
-def parameter_count(spec: RealSpec) -> int:
-    d, ff, n_vocab = spec.embedding_length, spec.feed_forward_length, len(vocabulary()[0])
-    d_kv = spec.head_count_kv * spec.head_size
-    block = 2 * d + 2 * d * d + 2 * d * d_kv + 3 * d * ff
-    return 2 * n_vocab * d + d + spec.block_count * block
-
-
 def model_blobs(spec: RealSpec) -> tuple[bytes, list[tuple[dict, bytes]]]:
     """Return (manifest bytes, [(descriptor, blob bytes), ...]), shaped like testbed.models'."""
     model = gguf_model_bytes(spec)
@@ -175,16 +182,10 @@ def model_blobs(spec: RealSpec) -> tuple[bytes, list[tuple[dict, bytes]]]:
     params = (json.dumps(CHATML_PARAMS, separators=(",", ":")) + "\n").encode()
     layers = [(_layer(MT_MODEL, model), model), (_layer(MT_TEMPLATE, template), template),
               (_layer(MT_PARAMS, params), params)]
-    config = {
-        "model_format": "gguf",
-        "model_family": "llama",
-        "model_families": ["llama"],
-        "model_type": f"{parameter_count(spec) / 1000:.0f}K",  # format.HumanNumber for < 1M
-        "file_type": "F16",
-        "architecture": "amd64",
-        "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d, _ in layers]},
-    }
+    config = {"model_format": "gguf", "model_family": "llama", "model_families": ["llama"],
+              "model_type": f"{parameter_count(spec) / 1000:.0f}K",  # format.HumanNumber below 1M
+              "file_type": "F16", "architecture": "amd64", "os": "linux",
+              "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d, _ in layers]}}
     config_bytes = json.dumps(config, separators=(",", ":")).encode()
     config_desc = _layer(MT_CONFIG, config_bytes)
     manifest = {"schemaVersion": 2, "mediaType": MT_MANIFEST, "config": config_desc,

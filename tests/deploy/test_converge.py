@@ -128,7 +128,7 @@ def test_model_parameters_apply_through_a_tuned_model(deploy_testbed, first_run)
     smoke = json.loads((PROJECT_ROOT / "reports/smoke" / f"{host}.json").read_text())
     assert smoke["model"] == f"{model}:latest-tuned"
     # Proof the tuning took effect: Ollama started llama-server with -t 3 and -c 2048 x parallel.
-    journal = ssh(tb, host, "journalctl -u ollama -o cat --no-pager | grep 'starting llama-server' | tail -1").stdout
+    journal = ssh(tb, host, "journalctl -u ollama -o cat --no-pager | grep -a 'starting llama-server' | tail -1").stdout
     assert " -t 3" in journal and " -c 8192 " in journal  # num_ctx 2048 x OLLAMA_NUM_PARALLEL 4
     again = run_deploy(tb.inventory_path, "--limit", host, "--data", f"ollama_model_parameters={params}")
     assert again.rc == 0 and again.changed_ops() == []

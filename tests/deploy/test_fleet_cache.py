@@ -12,7 +12,7 @@ from tasks.fleetcache import cached_model
 from testbed import core
 from testbed.deployrun import run_deploy
 from testbed.layout import Testbed
-from tests.deploy.hosts import ssh
+from tests.deploy.hosts import model_of, ssh
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def _blob_gets(tb):
     """(client address, blob digest) for every blob or release download the mirror served."""
     lines = (tb.state_dir / "mirror-access.log").read_text().splitlines()
     return [(line.split()[1], m.group(1)) for line in lines
-            if (m := re.search(r" GET (/v2/\S+/blobs/\S+|/ollama/releases/\S+\.tar\.zst) 2\d\d", line))]
+            if (m := re.search(r" GET (/v2/\S+/blobs/\S+|/(?:ollama|double)/releases/\S+\.tar\.zst) 2\d\d", line))]
 
 
 def test_each_blob_leaves_the_mirror_once_and_hosts_list_the_models(fleet):
@@ -41,10 +41,11 @@ def test_each_blob_leaves_the_mirror_once_and_hosts_list_the_models(fleet):
     assert {client for client, _ in gets} == {tb.gateway}  # only the control node downloaded
     paths = [path for _, path in gets]
     assert len(paths) == len(set(paths))  # each file once, for all 3 hosts
-    assert sum(p.endswith(".tar.zst") for p in paths) == 2  # amd64 once (2 hosts) + arm64 once
+    # Each artifact once: real amd64 (the CPU host), the double's amd64 and arm64 (the GPU hosts).
+    assert sum(p.endswith(".tar.zst") for p in paths) == 3
     for h in tb.hosts:
         listed = ssh(tb, h.name, "ollama list").stdout
-        assert "testbed/tiny:latest" in listed, h.name
+        assert f"{model_of(tb, h.name)}:latest" in listed, h.name
     again = run_deploy(tb.inventory_path, *cache)
     assert again.rc == 0 and again.changed_ops() == []
     assert _blob_gets(tb) == gets  # the re-run fetched nothing
@@ -83,7 +84,7 @@ def airgap(fleet, tmp_path_factory):
     """A copy of a connected machine's models dir (Ollama's layout), made from the mirror."""
     tb, _ = fleet
     connected = tmp_path_factory.mktemp("connected")
-    for model in ("testbed/tiny", "testbed/small"):
+    for model in ("testbed/tiny", "testbed/small", "testbed/real-tiny"):
         cached_model(model, tb.mirror_url, str(connected))
     fleetcache.clear_cache()
     return connected / "models"
@@ -100,7 +101,7 @@ def test_air_gapped_models_come_from_a_local_directory_and_nothing_from_a_regist
     assert run.rc == 0, run.stderr[-3000:]
     assert _registry_gets(tb) == before  # no manifest, no blob: not even a header read for the budget
     for h in tb.hosts:
-        assert "testbed/tiny:latest" in ssh(tb, h.name, "ollama list").stdout, h.name
+        assert f"{model_of(tb, h.name)}:latest" in ssh(tb, h.name, "ollama list").stdout, h.name
     assert run_deploy(tb.inventory_path, *cache, *offline).changed_ops() == []
 
 
@@ -108,16 +109,20 @@ def test_an_air_gapped_directory_with_a_damaged_blob_is_refused_before_any_chang
     tb, cache = fleet
     damaged = tmp_path / "models"
     shutil.copytree(airgap, damaged)
-    manifest = json.loads((damaged / "manifests/registry.ollama.ai/testbed/tiny/latest").read_text())
-    weights = damaged / "blobs" / manifest["layers"][0]["digest"].replace(":", "-")  # every host has tiny
-    with open(weights, "r+b") as f:
-        f.write(b"damage")
+    damaged_weights = []
+    for model in ("tiny", "real-tiny"):  # every host has one of them
+        manifest = json.loads((damaged / f"manifests/registry.ollama.ai/testbed/{model}/latest").read_text())
+        weights = damaged / "blobs" / manifest["layers"][0]["digest"].replace(":", "-")
+        with open(weights, "r+b") as f:
+            f.write(b"damage")
+        damaged_weights.append(weights)
     run = run_deploy(tb.inventory_path, *cache, "--data", f"ollama_models_local_dir={damaged}")
     assert run.rc != 0 and run.changed_ops(include_checks=True) == []
     lines = [line.strip() for line in run.stderr.splitlines() if line.strip().startswith("host ")]
     assert {line.split(":")[0] for line in lines} == {f"host {h.name}" for h in tb.hosts}
     assert all(f"key ollama_models_local_dir, value '{damaged}'" in line and
-               f"{weights} is missing or does not match its digest" in line for line in lines), lines
+               any(f"{w} is missing or does not match its digest" in line for w in damaged_weights)
+               for line in lines), lines
 
 
 def test_a_release_that_fails_its_pinned_checksum_is_refused_before_any_change(fleet):

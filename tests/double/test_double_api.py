@@ -188,13 +188,13 @@ def test_tags_and_show(server, tiny, mirror):
     assert "general.name" not in info
     assert info["general.architecture"] == "llama" and info["llama.block_count"] == 16
     assert info["llama.context_length"] == 131072 and info["llama.attention.head_count_kv"] == 8
-    assert info["tokenizer.ggml.tokens"] == []  # arrays > 5 elements hidden without verbose
+    assert info["tokenizer.ggml.tokens"] is None  # without verbose every non-empty array is null
     verbose = server.post("/api/show", {"model": "testbed/tiny", "verbose": True}).json()
     assert len(verbose["model_info"]["tokenizer.ggml.tokens"]) == 8
     assert show["capabilities"] == ["completion"] and "{{ .Prompt }}" in show["template"]
     assert 'stop                           "<|eot_id|>"' in show["parameters"]
     r = server.post("/api/show", {"model": "nope"})
-    assert r.status_code == 404 and r.json() == {"error": "model 'nope' not found"}
+    assert r.status_code == 404 and r.json() == {"error": "model 'nope:latest' not found"}
 
 
 # --------------------------------------------------------------------------- generate / ps
@@ -223,7 +223,7 @@ def test_generate_stream_and_ps(server, tiny):
                                       "options": {"num_predict": 3}})
     body = r.json()
     assert body["response"] == "Test double reply:" and body["done_reason"] == "length"
-    assert "load_duration" not in body  # already loaded
+    assert 0 < body["load_duration"] < final["load_duration"]  # already loaded: small, not absent
 
     ps = requests.get(server.url + "/api/ps").json()["models"]
     assert len(ps) == 1 and ps[0]["name"] == "testbed/tiny:latest"
@@ -370,9 +370,8 @@ def test_quantized_kv_cache_needs_flash_attention(start):
     o.stream("/api/pull", {"model": "testbed/tiny"})
     r = o.post("/api/generate", {"model": "testbed/tiny", "prompt": "hi"})
     assert r.status_code == 500
-    assert r.json()["error"] == ("llama-server process has terminated: exit status 1: llama_init_from_model: "
-                                 "failed to initialize the context: quantized V cache was requested, but this "
-                                 "requires Flash Attention")
+    line = "llama_init_from_model: quantized V cache requires flash_attn to be enabled"
+    assert r.json()["error"] == f"llama-server process has terminated: exit status 1: {line}\n{line}"
     argv = o.lines("starting llama-server")[-1]
     assert "--cache-type-k q8_0 --cache-type-v q8_0 --flash-attn off" in argv
     assert o.lines("Load failed")

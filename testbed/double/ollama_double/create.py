@@ -47,7 +47,8 @@ def _base_layers(app, req, progress) -> tuple[list[dict], dict]:
                 base_cfg = json.loads(store.blob_path(m.config["digest"]).read_bytes())
             except (OSError, ValueError):
                 base_cfg = {}
-        return [dict(layer) for layer in m.layers], base_cfg
+        # parseFromModel: every base layer records the model it came from (DisplayShortest)
+        return [{**layer, "from": from_name.display_shortest()} for layer in m.layers], base_cfg
     files = req.get("files") or {}
     if files:
         if len(files) != 1:
@@ -97,9 +98,8 @@ def create_model(app, name: st.Name, req: dict, progress) -> None:
             existing = json.loads(store.blob_path(layer["digest"]).read_bytes())
             for k, v in existing.items():
                 params.setdefault(k, v)
-    if params:
-        body = json.dumps(params, sort_keys=True, separators=(",", ":")) + "\n"
-        replace(st.MT_PARAMS, body.encode())
+    if params:  # json.Encoder of a Go map: sorted keys, HTML-escaped, so digests match real Ollama's
+        replace(st.MT_PARAMS, st.go_json(params, sort_keys=True))
     cfg = {
         "model_format": base_cfg.get("model_format", "gguf"),
         "model_family": base_cfg.get("model_family", ""),

@@ -10,11 +10,13 @@ simply restarts the file.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from . import store as st
@@ -45,9 +47,28 @@ def base_url(name: st.Name, insecure: bool, default_registry: str) -> str:
     return f"{scheme}://{name.host}"
 
 
+class _GoProxyHandler(urllib.request.ProxyHandler):
+    """Proxies from the environment as Go's net/http uses them (httpproxy.useProxy): never for
+    ``localhost`` or a loopback address, whatever HTTP(S)_PROXY says. (urllib would send a
+    registry on 127.0.0.1 through the proxy unless NO_PROXY named it.)"""
+
+    def proxy_open(self, req, proxy, type):
+        host = urllib.parse.urlsplit(f"//{req.host}").hostname or ""
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host.lower() == "localhost"
+        if loopback:
+            return None  # the plain http/https handler connects directly
+        return super().proxy_open(req, proxy, type)
+
+
+_OPENER = urllib.request.build_opener(_GoProxyHandler())
+
+
 def _open(url: str, headers: dict | None = None, timeout: float = 30):
     req = urllib.request.Request(url, headers={"User-Agent": "ollama-test-double", **(headers or {})})
-    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - registry URL from config
+    return _OPENER.open(req, timeout=timeout)  # noqa: S310 - registry URL from config
 
 
 def _http_error(e: Exception, url: str) -> str:

@@ -24,6 +24,12 @@ from .store import Model
 BUSY_MSG = "server busy, please try again.  maximum pending requests exceeded"
 VALID_KV_TYPES = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"}
 QUANTIZED_KV_TYPES = {"q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"}
+KV_BLOCK_SIZE = {t: 32 for t in QUANTIZED_KV_TYPES}  # ggml block size; f32/f16/bf16 have 1
+# llm/status.go errorPrefixes: a llama-server output line holding one is kept for the load error
+STATUS_ERROR_PREFIXES = ("mlx:", "MLX:", "panic:", "fatal error:", "error:", "Error:", "CUDA error", "ROCm error",
+                         "cudaMalloc failed", '"ERR"', "error loading model", "GGML_ASSERT",
+                         "Deepseek2 does not support K-shift", "signal arrived during cgo execution",
+                         "llama_init_from_model:")
 SINGLE_PARALLEL_FAMILIES = {"mllama", "qwen3vl", "qwen3vlmoe", "qwen35", "qwen35moe", "qwen3next",
                             "lfm2", "lfm2moe", "nemotron_h", "nemotron_h_moe", "nemotron_h_omni"}
 _NO_TIMER_NS = 10 * 365 * 24 * 3600 * 10**9  # "forever" keep-alives need no timer
@@ -435,12 +441,26 @@ class Scheduler:
                      "minimum", human_bytes2(g.minimum_memory()), "overhead", human_bytes2(self.env.gpu_overhead))
         log.info("llama_server.go:1048", "loading model via llama-server", "model", m.model_path)
         log.info("llama_server.go:1295", "waiting for llama-server to start responding")
-        log.raw("ollama-deploy test double: simulated llama-server, no model is executed")
+        status: list[str] = []  # what Ollama's StatusWriter keeps of llama-server's output
+
+        def out(line: str) -> None:
+            log.raw(line)
+            hits = [(line.find(x), x) for x in STATUS_ERROR_PREFIXES if x in line]
+            if hits:
+                i, prefix = min(hits)
+                status.append(prefix + line[i + len(prefix):].rstrip(" \t\r"))
+
+        out("ollama-deploy test double: simulated llama-server, no model is executed")
         kvt = self.env.kv_cache_type
         if kvt and kvt not in VALID_KV_TYPES:
             time.sleep(0.05)
-            log.raw(f'error while handling argument "--cache-type-k": Unsupported cache type: {kvt}')
+            out(f'error while handling argument "--cache-type-k": Unsupported cache type: {kvt}')
             self._fail(r, "llama-server process has terminated: exit status 1")
+        # llama_init_from_model runs twice: in the memory-fit pass (before the weights load, which
+        # logs no auto-enable line) and for the real context; a failure prints its line each time.
+        init_error = self._kv_init_error(m, kvt, p.flash_attention)
+        if init_error:
+            out(f"llama_init_from_model: {init_error}")
         for i, g in enumerate(p.gpus):
             log.raw(f"llama_model_load_from_file_impl: using device {g.library}{i} ({g.description}) ({g.pci_id}) - "
                     f"{max(g.free - self.gpu_used.get(g.pci_id, 0), 0) // MIB} MiB free")
@@ -455,19 +475,39 @@ class Scheduler:
             log.raw(f"load_tensors: {g.library + str(i):>12} model buffer size = {gpu_w / n / MIB:8.2f} MiB")
         log.raw(f"load_tensors: {'CPU_Mapped' if p.use_mmap is not False else 'CPU':>12} model buffer size = "
                 f"{(weights - gpu_w) / MIB:8.2f} MiB")
-        if kvt in QUANTIZED_KV_TYPES and p.flash_attention == "off":
-            msg = "quantized V cache was requested, but this requires Flash Attention"
-            log.raw(f"llama_init_from_model: failed to initialize the context: {msg}")
-            log.raw(f"common_init_from_params: failed to create context with model '{m.model_path}'")
-            log.raw(f"srv    load_model: failed to load model, '{m.model_path}'")
-            log.raw("main: exiting due to model loading error")
-            self._fail(r, f"llama-server process has terminated: exit status 1: llama_init_from_model: "
-                          f"failed to initialize the context: {msg}")
+        if kvt in QUANTIZED_KV_TYPES and p.flash_attention == "auto":
+            out("llama_init_from_model: enabling flash_attn since it is required for quantized V cache")
+        if init_error:
+            out(f"llama_init_from_model: {init_error}")
+            out(f"cmn  common_init_: failed to create context with model '{m.model_path}'")
+            out(f"srv    load_model: failed to create_context with model '{m.model_path}'")
+            out("srv  llama_server: exiting due to model loading error")
+            msg = "\n".join(status)
+            log.error("llama_server.go:1023", "llama-server terminated", "error", "exit status 1", "exit", 1)
+            self._fail(r, f"llama-server process has terminated: exit status 1: {msg}")
         for i, g in enumerate(p.gpus):
             log.raw(f"llama_kv_cache: {g.library + str(i):>12} KV buffer size = {gpu_kv / len(p.gpus) / MIB:8.2f} MiB")
         if kv_bytes - gpu_kv > 0:
             log.raw(f"llama_kv_cache: {'CPU':>12} KV buffer size = {(kv_bytes - gpu_kv) / MIB:8.2f} MiB")
         log.info("llama_server.go:1362", f"llama-server started in {time.monotonic() - t0:0.2f} seconds")
+
+    @staticmethod
+    def _kv_init_error(m: Model, kvt: str, fa: str) -> str:
+        """Why llama.cpp's llama_init_from_model refuses this KV cache type, or "" (observed on
+        b10488: a quantized V cache needs flash attention; the block size must divide the head size)."""
+        if kvt not in QUANTIZED_KV_TYPES:
+            return ""
+        if fa == "off":
+            return "quantized V cache requires flash_attn to be enabled"
+        kv = m.kv()
+        heads = gguf.arch_uint(kv, "attention.head_count", 1) or 1
+        head_dim = gguf.arch_uint(kv, "embedding_length") // heads
+        block = KV_BLOCK_SIZE[kvt]
+        for part, key in (("K", "key_length"), ("V", "value_length")):
+            n = gguf.arch_uint(kv, f"attention.{key}", head_dim)
+            if n % block:
+                return f"{part} cache type {kvt} with block size {block} does not divide n_embd_head_{part.lower()}={n}"
+        return ""
 
     def _fail(self, r: Runner, err: str):
         self.log.info("sched.go:641", "Load failed", "model", r.model.model_path, "error", err)

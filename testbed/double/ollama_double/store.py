@@ -165,6 +165,7 @@ class Model:
     params: dict = dataclasses.field(default_factory=dict)
     license: list = dataclasses.field(default_factory=list)
     has_template: bool = False
+    parent_model: str = ""  # the model layer's "from" (set by create from another model)
     _kv: dict | None = None
 
     @property
@@ -180,10 +181,11 @@ class Model:
             self._kv = gguf.read_kv(self.model_path)
         return self._kv
 
-    def details(self) -> dict:
+    def details(self, with_parent: bool = True) -> dict:
+        """api.ModelDetails; /api/tags and /api/show name the parent model, /api/ps does not."""
         c = self.config
         return {
-            "parent_model": "",
+            "parent_model": self.parent_model if with_parent else "",
             "format": c.get("model_format", ""),
             "family": c.get("model_family", ""),
             "families": c.get("model_families"),
@@ -203,9 +205,10 @@ def _go_numbers(obj):
     return obj
 
 
-def go_json(obj) -> bytes:
-    """json.NewEncoder(w).Encode(obj): compact, HTML-escaped, trailing newline."""
-    s = json.dumps(_go_numbers(obj), separators=(",", ":"), ensure_ascii=False)
+def go_json(obj, sort_keys: bool = False) -> bytes:
+    """json.NewEncoder(w).Encode(obj): compact, HTML-escaped, trailing newline.
+    ``sort_keys``: obj is a Go map (encoding/json sorts map keys; struct fields keep their order)."""
+    s = json.dumps(_go_numbers(obj), separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)
     s = s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return (s + "\n").encode()
 
@@ -370,6 +373,7 @@ class Store:
             mt = layer.get("mediaType")
             if mt == MT_MODEL:
                 model.model_path = str(path)
+                model.parent_model = layer.get("from", "")
             elif mt in (MT_TEMPLATE, "application/vnd.ollama.image.prompt"):
                 model.template = path.read_text()
                 model.has_template = True
@@ -380,3 +384,27 @@ class Store:
             elif mt == MT_LICENSE:
                 model.license.append(path.read_text())
         return model
+
+
+# ggml_type -> fs/ggml TensorType.String()
+TENSOR_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
+                10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS",
+                17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS",
+                24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16", 34: "TQ1_0",
+                35: "TQ2_0", 39: "MXFP4"}
+
+
+def tensor_infos(path: str) -> list[dict]:
+    """/api/show's ``tensors``: [{"name", "type", "shape"}] in file order (shape in ggml ne order)."""
+    with open(path, "rb") as f:
+        r = gguf._FileReader(f)  # the shared reader's primitives; tasks/gguf.py stops before tensors
+        _, n_tensors, n_kv = r.header()
+        r.kv_section(n_kv, 0)
+        out = []
+        for _ in range(n_tensors):
+            name = r.string()
+            shape = [r.unpack("<Q") for _ in range(r.unpack("<I"))]
+            kind = r.unpack("<I")
+            r.unpack("<Q")  # offset
+            out.append({"name": name, "type": TENSOR_TYPES.get(kind, "unknown"), "shape": shape})
+        return out

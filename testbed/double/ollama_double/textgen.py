@@ -7,6 +7,7 @@ it; it says plainly that it comes from the ollama-deploy test double.
 from __future__ import annotations
 
 import re
+import zlib
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
 _TOKEN = re.compile(r"\s*\S+")
@@ -22,3 +23,8 @@ def reply_tokens(prompt: str) -> list[str]:
 def count_tokens(text: str) -> int:
     """Rough token count (one per word or punctuation run)."""
     return len(re.findall(r"\w+|[^\w\s]+", text))
+
+
+def token_ids(text: str) -> list[int]:
+    """Stand-in token ids for /api/generate's ``context`` (stable per token, like a vocabulary)."""
+    return [zlib.crc32(t.encode()) % 32000 for t in re.findall(r"\w+|[^\w\s]+", text)]
