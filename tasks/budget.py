@@ -85,3 +85,24 @@ def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -
                         f"{_gib(together)} but {what} is {_gib(limit)} ({detail}): {knobs}"
                         + (", or lower ollama_max_loaded_models" if len(largest) > 1 else ""))
     return problems, spread
+
+
+# ggml block sizes (elements per block) of the quantized KV cache types Ollama passes to llama-server.
+KV_BLOCK = {"q8_0": 32, "q4_0": 32}
+
+
+def kv_head_size_problems(s: OllamaSettings, infos: dict[str, ModelInfo]) -> list[str]:
+    """A quantized KV cache needs head sizes its block divides, or llama.cpp refuses the context and
+    the model never loads (measured on 0.32.15: `K cache type q8_0 with block size 32 does not divide
+    n_embd_head_k=16`)."""
+    kv_type = s.ollama_kv_cache_type
+    block = KV_BLOCK.get(kv_type or "")
+    problems = []
+    for model, info in infos.items() if block else ():
+        sizes = {"key": info.key_length, "value": info.value_length}
+        bad = ", ".join(f"{what} head size {n}" for what, n in sizes.items() if n % block)
+        if bad:
+            problems.append(f"key ollama_kv_cache_type, value {kv_type!r}: {model} has {bad}, which {kv_type}'s "
+                            f"block of {block} does not divide, so llama.cpp refuses the cache and the model never "
+                            "loads: use f16 on this host, or another model")
+    return problems

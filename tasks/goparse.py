@@ -735,3 +735,28 @@ def format_params(params: dict) -> dict:
         else:
             out[key] = list(vals)
     return out
+
+
+def shown_params(params: dict) -> dict:
+    """/api/show's `parameters` ({name: [values]}) -> the typed values format_params gives.
+
+    Ollama prints each stored option with Go's %#v (server/routes.go, ShowHandler) after JSON
+    decoding, so every number is a float64: num_ctx 1000000 reads `1e+06`, 1048576 `1.048576e+06`,
+    which api.FormatParams's ParseInt would refuse. Integral numbers are integers again here.
+
+    >>> shown_params({"num_ctx": ["1.048576e+06"], "num_thread": ["3"], "temperature": ["0.5"]})
+    {'num_ctx': 1048576, 'num_thread': 3, 'temperature': 0.5}
+    """
+    out = {}
+    for key, vals in params.items():
+        kind = OPTION_KINDS.get(key)
+        if kind in ("int", "*int"):
+            number = float(vals[0])
+            out[key] = int(number) if number.is_integer() else number
+        elif kind == "float32":
+            out[key] = _go_float32(vals[0])
+        elif kind == "*bool":
+            out[key] = go_parse_bool(vals[0])
+        else:
+            out[key] = list(vals)
+    return out

@@ -17,7 +17,7 @@ from pyinfra.operations.util.files import generate_color_diff
 from .facts import (BLOBS_VERIFIED, RELEASE_MARKER, BlobStates, InstalledRelease, OllamaModelParameters,
                     OllamaModels, OllamaVersion, PathStates, UnitState, UserGroups, canonical_model, tuned_name)
 from .fleetcache import sha256_of
-from .goparse import format_params
+from .goparse import format_params, shown_params
 
 # Replaces bin/ollama and lib/ollama only after the download's sha256 matched and it unpacked;
 # the previous lib/ollama is swapped out by rename, never half-overwritten.
@@ -166,8 +166,8 @@ def model_tuned(model: str, parameters: dict, api: str = "http://127.0.0.1:11434
     tuned, wanted = tuned_name(model), _typed(parameters)
     current = host.get_fact(OllamaModelParameters, api=api, model=tuned)
     # The tuned model inherits the base model's own parameters (stop words, ...) under ours.
-    inherited = format_params(host.get_fact(OllamaModelParameters, api=api, model=canonical_model(model)) or {})
-    if current is not None and format_params(current) == {**inherited, **wanted}:
+    inherited = shown_params(host.get_fact(OllamaModelParameters, api=api, model=canonical_model(model)) or {})
+    if current is not None and shown_params(current) == {**inherited, **wanted}:
         host.noop(f"model {tuned} has these parameters")
         return
     body = json.dumps({"model": tuned, "from": canonical_model(model), "parameters": wanted, "stream": False})

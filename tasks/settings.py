@@ -292,8 +292,18 @@ class OllamaSettings(BaseModel):
     @field_validator("ollama_host")
     @classmethod
     def _host(cls, v):
-        if v is not None and ollama_host(v).port_invalid:
+        if v is None:
+            return v
+        parsed = ollama_host(v)
+        if parsed.port_invalid:
             raise ValueError("Ollama cannot parse the port and would silently listen on 11434")
+        if int(parsed.port) == 0:
+            raise ValueError("port 0 makes Ollama listen on a random port that no client knows")
+        if int(parsed.port) < 1024:
+            # http:// or https:// without a port means 80 or 443 (envconfig.Host).
+            raise ValueError(f"port {parsed.port} is below 1024 and the unit grants no capabilities "
+                             "(CAP_NET_BIND_SERVICE), so Ollama could not bind it and would crash-loop; "
+                             "use a port from 1024 (default 11434)")
         return v
 
     @field_validator("ollama_allowed_networks")

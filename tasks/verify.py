@@ -141,7 +141,9 @@ def _verify(state, host, plan: HostPlan, changes=()):
     model = smoke_model(plan.settings)
     api = api_url(plan.settings)
     if model:  # make sure the checked model is loaded, so /api/ps shows where it sits
-        body = json.dumps({"model": model, "prompt": "", "keep_alive": "5m"})
+        # No keep_alive: a request's value replaces the loaded model's (server/sched.go), and the
+        # host's OLLAMA_KEEP_ALIVE is what must stay; an empty prompt only loads.
+        body = json.dumps({"model": model, "prompt": ""})
         _run(host, f"curl -fsS --max-time 120 {api}/api/generate -d {shlex.quote(body)} >/dev/null")
     ps = json.loads(_run(host, f"curl -fsS --max-time 5 {api}/api/ps") or "{}")
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)",

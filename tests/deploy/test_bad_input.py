@@ -34,11 +34,18 @@ CASES = [
      "['testbed/tiny', 'testbed/tiny:latest']", "listed twice", ALL),
     ('ollama_models=["Bad Name!"]', "ollama_models", "['Bad Name!']", "model 'Bad Name!'", ALL),
     ("ollama_kv_cache_type=q9_9", "ollama_kv_cache_type", "'q9_9'", "'f16', 'q8_0' or 'q4_0'", ALL),
+    # The CPU profile runs a q8_0 cache: a model with head size 16 would never load there.
+    ('ollama_models=["testbed/real-tiny-hd16"]', "ollama_kv_cache_type", "'q8_0'",
+     "testbed/real-tiny-hd16 has key head size 16, value head size 16, which q8_0's block of 32 does not divide",
+     ("cpu_xeon",)),
     # Too big for every host's model; the real 2-layer GGUF (trained at 4096) needs 0.5 GiB of KV cache.
     (("ollama_context_length=131072", "ollama_num_parallel=256", "ollama_memory_max=256M"), "ollama_models", "",
      "needs", ALL),
     ("ollama_num_parallel=257", "ollama_num_parallel", "257", "LLAMA_MAX_SEQ", ALL),
     ("ollama_host=0.0.0.0", "ollama_host", "'0.0.0.0'", "needs ollama_allowed_networks", ALL),
+    ("ollama_host=127.0.0.1:80", "ollama_host", "'127.0.0.1:80'", "below 1024", ALL),
+    ("ollama_host=http://127.0.0.1", "ollama_host", "'http://127.0.0.1'", "port 80 is below 1024", ALL),
+    ("ollama_host=127.0.0.1:0", "ollama_host", "'127.0.0.1:0'", "random port", ALL),
     ('ollama_origins=["*"]', "ollama_origins", "['*']", "any web page", ALL),
     (("ollama_version=0.32.99", "ollama_release_sha256={}"), "ollama_release_base_url", "'http://",
      "v0.32.99/sha256sum.txt: 404", ALL),

@@ -132,3 +132,20 @@ def test_model_parameters_apply_through_a_tuned_model(deploy_testbed, first_run)
     assert " -t 3" in journal and " -c 8192 " in journal  # num_ctx 2048 x OLLAMA_NUM_PARALLEL 4
     again = run_deploy(tb.inventory_path, "--limit", host, "--data", f"ollama_model_parameters={params}")
     assert again.rc == 0 and again.changed_ops() == []
+
+
+def test_a_tuned_context_of_a_million_tokens_converges_to_no_change(deploy_testbed, first_run):
+    """/api/show prints a stored num_ctx of 1048576 with Go's %#v of a float64 (1.048576e+06): the
+    rerun must read that back as the same number and change nothing."""
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "cpu_xeon").name
+    model = model_of(tb, host)
+    params = json.dumps({model: {"num_ctx": 1048576}})
+    run = run_deploy(tb.inventory_path, "--limit", host, "--data", f"ollama_model_parameters={params}")
+    assert run.rc == 0, run.stderr[-3000:]
+    shown = json.loads(ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/show -d '%s'"
+                           % json.dumps({"model": f"{model}:latest-tuned"})).stdout)
+    assert "1.048576e+06" in shown["parameters"]  # what the rerun has to read
+    again = run_deploy(tb.inventory_path, "--limit", host, "--data", f"ollama_model_parameters={params}")
+    assert again.rc == 0, again.stderr[-3000:]
+    assert again.changed_ops() == []

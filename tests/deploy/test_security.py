@@ -58,12 +58,17 @@ def test_checksum_mismatch_keeps_the_old_binary_serving(deploy_testbed, first_ru
     assert '"version"' in ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/version").stdout
 
 
-def test_crash_loop_after_a_change_is_caught_and_rolled_back(deploy_testbed, first_run, tmp_path):
+@pytest.mark.parametrize("profile", ["cpu_xeon", "dgx_spark"])  # real Ollama, and the double
+def test_crash_loop_after_a_change_is_caught_and_rolled_back(deploy_testbed, first_run, tmp_path, profile):
     tb = deploy_testbed
-    host = next(h for h in tb.hosts if h.profile == "dgx_spark").name
-    # A listen address Ollama cannot bind (sshd's port): it passes validation, then crash-loops.
-    bad = inventory_with(tb, tmp_path, host, ollama_host="127.0.0.1:22")
-    run = run_deploy(bad, "--limit", host)
+    host = next(h for h in tb.hosts if h.profile == profile).name
+    # A listen address another program holds: it passes validation, then Ollama crash-loops.
+    ssh(tb, host, "systemd-run --quiet --unit=port-squatter python3 -m http.server 11600 --bind 127.0.0.1")
+    bad = inventory_with(tb, tmp_path, host, ollama_host="127.0.0.1:11600")
+    try:
+        run = run_deploy(bad, "--limit", host)
+    finally:
+        ssh(tb, host, "systemctl stop port-squatter")
     assert run.rc != 0
     assert f"{host}: Ollama does not serve after the change (crash loop: restarted" in run.stderr
     assert "last journal lines:" in run.stderr

@@ -1,5 +1,7 @@
 """verify.py proves settings took effect, and fails naming what did not."""
 import json
+import re
+from datetime import datetime, timezone
 
 import pytest
 
@@ -24,10 +26,10 @@ def test_verify_passes_on_every_converged_host(deploy_testbed, first_run):
             assert any(c["setting"] == "inference compute" and c["ok"] for c in report["checks"])
 
 
-@pytest.fixture
-def manual_dropin(deploy_testbed):
+@pytest.fixture(params=["cpu_xeon", "dgx_spark"])  # real Ollama, and the double
+def manual_dropin(deploy_testbed, request):
     """An operator's hand-written drop-in setting a variable Ollama never reads (seed 001's)."""
-    host = next(h for h in deploy_testbed.hosts if h.profile == "dgx_spark").name
+    host = next(h for h in deploy_testbed.hosts if h.profile == request.param).name
     path = "/etc/systemd/system/ollama.service.d/zz-manual.conf"
     ssh(deploy_testbed, host, f"printf '[Service]\\nEnvironment=OLLAMA_NUM_THREADS=16\\n' > {path}; "
                                "systemctl daemon-reload; systemctl restart ollama")
@@ -60,3 +62,18 @@ def test_verify_says_a_gpu_host_fell_back_to_cpu_and_why(deploy_testbed, first_r
     report = json.loads((PROJECT_ROOT / "reports/verify" / f"{gpu_lost}.json").read_text())
     offload = [c for c in report["checks"] if c["setting"].startswith("offload")]
     assert offload and all(c["seen"].startswith("CPU") and not c["ok"] for c in offload)
+
+
+def test_the_deploy_leaves_the_hosts_keep_alive_on_the_loaded_model(deploy_testbed, first_run):
+    """No request the deploy sends may set keep_alive: a request's value replaces the loaded model's."""
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "cpu_xeon").name
+    try:
+        run = run_deploy(tb.inventory_path, "--limit", host, "--data", "ollama_keep_alive=1h")
+        assert run.rc == 0, run.stderr[-3000:]
+        (loaded,) = json.loads(ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/ps").stdout)["models"]
+        expires = datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", loaded["expires_at"]).replace("Z", "+00:00"))
+        left = (expires - datetime.now(timezone.utc)).total_seconds()
+        assert 55 * 60 < left <= 3600, loaded["expires_at"]  # the host's 1h, not a request's 5m
+    finally:
+        assert run_deploy(tb.inventory_path, "--limit", host).rc == 0
