@@ -188,17 +188,23 @@ def publish_models(mirror_root) -> list[dict]:
     ``{"name": "testbed/tiny:latest", "digest": "sha256:<manifest hex>", "total_bytes": N}``
     where total_bytes is the sum of all blob sizes (what /api/tags reports as size).
     """
+    return publish_catalog(mirror_root, CATALOG, model_blobs)
+
+
+def publish_catalog(mirror_root, specs, blobs_of) -> list[dict]:
+    """Write each spec's manifest and blobs (``blobs_of(spec) -> (manifest, [(descriptor, bytes)])``)
+    under ``mirror_root``/v2/<namespace>/<model>/; returns publish_models's rows."""
     root = Path(mirror_root)
     out = []
-    for spec in CATALOG:
+    for spec in specs:
         repo = root / "v2" / spec.namespace / spec.model
         (repo / "manifests").mkdir(parents=True, exist_ok=True)
         (repo / "blobs").mkdir(parents=True, exist_ok=True)
-        manifest, blobs = model_blobs(spec)
+        manifest, blobs = blobs_of(spec)
         for desc, data in blobs:
             path = repo / "blobs" / desc["digest"]
             if not path.exists() or path.stat().st_size != len(data):
-                tmp = path.with_name(path.name + ".tmp")
+                tmp = path.with_name(path.name + ".tmp")  # a reader never sees half a blob
                 tmp.write_bytes(data)
                 tmp.replace(path)
         (repo / "manifests" / spec.tag).write_bytes(manifest)

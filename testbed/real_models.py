@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from testbed.models import MT_CONFIG, MT_MANIFEST, MT_MODEL, MT_PARAMS, MT_TEMPLATE, _digest, _layer
+from testbed.models import MT_CONFIG, MT_MANIFEST, MT_MODEL, MT_PARAMS, MT_TEMPLATE, _layer, publish_catalog
 
 
 def _gguf_package():
@@ -196,20 +196,4 @@ def model_blobs(spec: RealSpec) -> tuple[bytes, list[tuple[dict, bytes]]]:
 def publish_real_models(mirror_root) -> list[dict]:
     """Write every REAL_CATALOG model under ``mirror_root`` (v2/<ns>/<model>/{manifests,blobs});
     returns ``[{"name", "digest" (of the manifest), "total_bytes"}]`` like publish_models."""
-    root = Path(mirror_root)
-    out = []
-    for spec in REAL_CATALOG:
-        repo = root / "v2" / spec.namespace / spec.model
-        (repo / "manifests").mkdir(parents=True, exist_ok=True)
-        (repo / "blobs").mkdir(parents=True, exist_ok=True)
-        manifest, blobs = model_blobs(spec)
-        for desc, data in blobs:
-            path = repo / "blobs" / desc["digest"]
-            if not path.exists() or path.stat().st_size != len(data):
-                tmp = path.with_name(path.name + ".tmp")  # a reader never sees half a blob
-                tmp.write_bytes(data)
-                tmp.replace(path)
-        (repo / "manifests" / spec.tag).write_bytes(manifest)
-        out.append({"name": spec.name, "digest": _digest(manifest),
-                    "total_bytes": sum(len(data) for _, data in blobs)})
-    return out
+    return publish_catalog(mirror_root, REAL_CATALOG, model_blobs)

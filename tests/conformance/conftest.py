@@ -22,7 +22,6 @@ closed loopback port (Go never proxies loopback addresses, so loopback traffic s
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
