@@ -81,7 +81,7 @@ def _build(out: Path, log) -> Path:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     started = time.monotonic()
-    log(f"building real Ollama {OLLAMA_VERSION} (first time on this machine: about 15 min on 2 cores); "
+    log(f"building real Ollama {OLLAMA_VERSION} (first time on this machine: about 9 min on 2 cores); "
         f"log: {work / 'build.log'}")
     stage = work / "stage"
     src = _ollama_source(work)
