@@ -137,6 +137,12 @@ class OllamaSettings(BaseModel):
         None, "Extra browser origins Ollama accepts (appended to its localhost defaults); '*' needs "
               "ollama_allow_any_origin.", dropin="listen.conf", env="OLLAMA_ORIGINS", ollama_reads=True)
     ollama_allow_any_origin: bool = setting(False, "Allow OLLAMA_ORIGINS='*' (any web page may call the API).")
+    # On by default: at every start Ollama 0.32.15 otherwise calls ollama.com (model recommendations,
+    # the cloud model cache), which leaks from private hosts and fails on air-gapped ones.
+    ollama_no_cloud: bool = setting(
+        True, "Turn off Ollama's cloud features: no calls to ollama.com at start (model recommendations, cloud "
+              "model cache) and no cloud models or web search.", dropin="listen.conf", env="OLLAMA_NO_CLOUD",
+        ollama_reads=True)
 
     ollama_resume_fix: bool = setting(
         False, "GPU hosts: a systemd sleep hook that reloads nvidia_uvm and restarts Ollama after resume (seed 003).")

@@ -127,6 +127,21 @@ def check_compute(plan: HostPlan, journal: str, ps: dict) -> list[dict]:
     return checks
 
 
+CLOUD_CALLS = ("model recommendations refresh failed", "model recommendations read refresh failed",
+               "model show cloud cache hydration failed")  # server/model_*_cache.go: calls to ollama.com
+
+
+def check_cloud(plan: HostPlan, journal: str) -> list[dict]:
+    """With ollama_no_cloud, Ollama says so at start (routes.go) and never tried to reach ollama.com."""
+    if not plan.settings.ollama_no_cloud:
+        return []
+    said = re.findall(r'msg="Ollama cloud disabled: (\w+)"', journal)
+    calls = sorted({c for c in CLOUD_CALLS if f'msg="{c}"' in journal})
+    seen = f"cloud disabled: {said[-1] if said else 'not logged'}" + (f"; {', '.join(calls)}" if calls else "")
+    return [{"setting": "no calls to ollama.com", "want": "cloud disabled: true", "seen": seen,
+             "ok": said[-1:] == ["true"] and not calls, "where": "Ollama start-up log"}]
+
+
 def _verify(state, host, plan: HostPlan, changes=()):
     show = _run(host, "systemctl show ollama.service -p Environment -p CPUQuotaPerSecUSec -p CPUWeight "
                       "-p MemoryMax -p InvocationID")
@@ -148,7 +163,8 @@ def _verify(state, host, plan: HostPlan, changes=()):
     ps = json.loads(_run(host, f"curl -fsS --max-time 5 {api}/api/ps") or "{}")
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)",
                       _run(host, "systemd-analyze security ollama.service --no-pager 2>/dev/null | tail -1"))
-    checks = check_settings(plan, environment, logged, shown) + check_compute(plan, journal, ps)
+    checks = (check_settings(plan, environment, logged, shown) + check_compute(plan, journal, ps)
+              + check_cloud(plan, journal))
     if not logged:
         checks.append({"setting": "server config", "want": "logged since the last start", "seen": "absent",
                        "ok": False, "where": "journal"})

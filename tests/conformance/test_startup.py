@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import stat
+import time
 
 import pytest
 
@@ -143,3 +144,19 @@ def test_version_and_root(ollama):
     assert srv.get("/api/ps").json() == {"models": []}
     r = srv.get("/api/nothing-here")
     assert (r.status_code, r.text) == (404, "404 page not found")
+
+
+@pytest.mark.parametrize("no_cloud", ["", "1"])
+def test_cloud_calls_at_start_unless_cloud_is_off(ollama, no_cloud):
+    """Unless OLLAMA_NO_CLOUD, Ollama calls ollama.com at start (here the closed proxy refuses it);
+    with it, it says so and makes no such call."""
+    srv = ollama.serve({"OLLAMA_NO_CLOUD": no_cloud})
+    assert srv.line("Ollama cloud disabled: " + ("true" if no_cloud else "false"))
+    if no_cloud:
+        srv.get("/api/tags")
+        time.sleep(0.5)  # the calls run in goroutines after the listener is up: give them their chance
+        assert "refresh failed" not in srv.log() and "hydration failed" not in srv.log()
+    else:
+        srv.wait_log('msg="model recommendations refresh failed"')
+        srv.wait_log('msg="model show cloud cache hydration failed"')
+        assert "https://ollama.com/" in srv.line("model recommendations refresh failed")["error"]

@@ -77,3 +77,18 @@ def test_the_deploy_leaves_the_hosts_keep_alive_on_the_loaded_model(deploy_testb
         assert 55 * 60 < left <= 3600, loaded["expires_at"]  # the host's 1h, not a request's 5m
     finally:
         assert run_deploy(tb.inventory_path, "--limit", host).rc == 0
+
+
+def test_verify_fails_a_host_whose_ollama_may_call_ollama_com(deploy_testbed, first_run):
+    """A hand-written drop-in turns cloud features back on: real Ollama then calls ollama.com at start."""
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "cpu_xeon").name
+    path = "/etc/systemd/system/ollama.service.d/zz-cloud.conf"
+    ssh(tb, host, f"printf '[Service]\\nEnvironment=OLLAMA_NO_CLOUD=false\\n' > {path}; "
+                  "systemctl daemon-reload; systemctl restart ollama")
+    try:
+        run = _verify(tb, "--limit", host)
+    finally:
+        ssh(tb, host, f"rm -f {path}; systemctl daemon-reload; systemctl restart ollama")
+    assert run.rc != 0
+    assert "no calls to ollama.com: want cloud disabled: true, seen cloud disabled: false" in run.stderr

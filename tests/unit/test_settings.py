@@ -29,7 +29,8 @@ def test_every_dropin_setting_names_a_known_file_and_exactly_one_target():
 def test_seed_000_profile_renders_performance_and_resources_dropins():
     s = settings_from(machine("cpu_xeon"), {**group("all"), **group("cpu_xeon")})  # seed 000's machine
     files = dropins(s)
-    assert set(files) == {"performance.conf", "resources.conf"}
+    assert set(files) == {"performance.conf", "resources.conf", "listen.conf"}
+    assert render_dropin("listen.conf", files["listen.conf"]).endswith('Environment="OLLAMA_NO_CLOUD=true"\n')
     text = render_dropin("performance.conf", files["performance.conf"])
     assert text.startswith("# performance.conf: managed by ollama-deploy")
     assert "\n[Service]\n" in text

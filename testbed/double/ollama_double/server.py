@@ -59,6 +59,13 @@ class App:
         self.store.blobs_dir()
         if not env.no_prune:
             self.store.prune_at_start(log)
+        if not env.no_cloud:
+            # Real Ollama calls ollama.com at every start unless cloud is off; here there is no network.
+            lookup = "dial tcp: lookup ollama.com: no such host"
+            log.warn("model_recommendations.go:168", "model recommendations refresh failed", "error",
+                     f'Get "https://ollama.com/api/experimental/model-recommendations": {lookup}')
+            log.warn("model_show_cache.go:142", "model show cloud cache hydration failed", "error",
+                     f'Get "https://ollama.com/api/tags": {lookup}')
 
     def discover(self) -> None:
         disc = Discovery(self.env, self.log, LIB_OLLAMA, self.environ)
