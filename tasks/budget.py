@@ -40,11 +40,46 @@ def _gib(n: float) -> str:
     return f"{n / GIB:.1f} GiB"
 
 
+def gpus_ollama_sees(s: OllamaSettings, gpus: list) -> list:
+    """The GPUs left after CUDA_VISIBLE_DEVICES (indices in nvidia-smi's PCI order, or UUIDs); CUDA
+    stops reading the list at the first entry that names no device, so "-1" hides them all."""
+    if s.ollama_cuda_visible_devices is None:
+        return list(gpus)
+    seen = []
+    for item in (x.strip() for x in s.ollama_cuda_visible_devices.split(",")):
+        match = [g for g in gpus if str(g.index) == item or (item.startswith("GPU-") and g.uuid.startswith(item))]
+        if not match:
+            break
+        seen.append(match[0])
+    return seen
+
+
+def default_context_vram(s: OllamaSettings, hw: Hardware) -> int:
+    """The VRAM total Ollama tiers the default context by (routes.go): each GPU it found, less
+    OLLAMA_GPU_OVERHEAD; unified memory (GB10) counts the system's."""
+    seen = gpus_ollama_sees(s, hw.gpus)
+    overhead = s.ollama_gpu_overhead or 0
+    if seen and all(g.memory_total_mib is None for g in seen):
+        return hw.mem_total_mib * MIB
+    return sum(max(g.memory_total_mib * MIB - overhead, 0) for g in seen if g.memory_total_mib is not None)
+
+
+def overhead_problems(s: OllamaSettings, hw: Hardware) -> list[str]:
+    """Ollama subtracts the overhead from each GPU's total as unsigned integers: a larger overhead wraps
+    around to a huge total, and the default context jumps to its top tier (262144 tokens)."""
+    big = [g for g in gpus_ollama_sees(s, hw.gpus)
+           if g.memory_total_mib is not None and (s.ollama_gpu_overhead or 0) > g.memory_total_mib * MIB]
+    return [f"key ollama_gpu_overhead, value {s.ollama_gpu_overhead}: more than GPU {big[0].index}'s "
+            f"{big[0].memory_total_mib} MiB; Ollama's unsigned subtraction wraps around and the default context "
+            "becomes 262144 tokens"] if big else []
+
+
 def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -> tuple[list[str], bool]:
     """(problems, spread_needed): spread_needed when a model fits only across several GPUs."""
-    visible = [g for g in hw.gpus if g.memory_total_mib is not None]
-    unified = bool(hw.gpus) and not visible
-    vram_total = sum(g.memory_total_mib for g in visible) * MIB if visible else (hw.mem_total_mib * MIB if unified else 0)
+    seen = gpus_ollama_sees(s, hw.gpus)
+    visible = [g for g in seen if g.memory_total_mib is not None]
+    unified = bool(seen) and not visible
+    vram_total = default_context_vram(s, hw)
     parallel = s.ollama_num_parallel or 1
     kv_type = s.ollama_kv_cache_type or "f16"
     needs = {}

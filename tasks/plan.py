@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .budget import check_budget, kv_head_size_problems, memory_max_bytes
+from .budget import check_budget, kv_head_size_problems, memory_max_bytes, overhead_problems
 from .derive import GPU_PROFILES, derive
 from .hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
 from .fleetcache import FleetCacheError, fleet_cache_on, model_for, release_for
@@ -150,7 +150,7 @@ def plan_for(target, check: bool = True) -> HostPlan:
         except ModelInfoError as e:
             raise SettingsError([f"key ollama_models, value {selected_models(settings)!r}: cannot check the "
                                  f"memory budget: {e} (set ollama_check_memory_budget=false to skip)"]) from None
-    problems += kv_head_size_problems(settings, infos)
+    problems += kv_head_size_problems(settings, infos) + overhead_problems(settings, hw)
     if infos and settings.ollama_check_memory_budget:
         budget, spread = check_budget(settings, hw, infos)
         problems += budget

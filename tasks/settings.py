@@ -112,7 +112,8 @@ class OllamaSettings(BaseModel):
         None, "Restrict GPU discovery to one library directory under lib/ollama (cuda_v12, cuda_v13, vulkan, ...).",
         dropin="10-gpu.conf", env="OLLAMA_LLM_LIBRARY", ollama_reads=True)
     ollama_gpu_overhead: int | None = setting(
-        None, "VRAM per GPU to leave unused.",
+        None, "Bytes per GPU that Ollama subtracts when it picks the VRAM-tiered default context (and shows "
+              "in its gpu memory log line); it reserves nothing when placing models.",
         dropin="10-gpu.conf", env="OLLAMA_GPU_OVERHEAD", ollama_reads=True, unit="bytes")
 
     # resources.conf

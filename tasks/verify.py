@@ -20,7 +20,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import python
 
 from .budget import memory_max_bytes
-from .goparse import go_format_duration, ollama_bool, ollama_host, parse_keep_alive
+from .goparse import (CLIENT_ONLY, SERVER_READS_UNLOGGED, go_format_duration, ollama_bool, ollama_host,
+                      parse_keep_alive)
 from .plan import GPU_PROFILES, HostPlan, plan_for
 from .remote import shell
 from .rollback import fail_with_rollback
@@ -92,7 +93,16 @@ def check_settings(plan: HostPlan, environment: list[str], logged: dict[str, str
                                "where": "systemctl show (Ollama does not log it)"})
     for item in environment:
         name = item.split("=", 1)[0]
-        if name.startswith("OLLAMA_") and logged and name not in logged:
+        if not name.startswith("OLLAMA_") or not logged or name in logged:
+            continue
+        if name in SERVER_READS_UNLOGGED:
+            checks.append({"setting": name, "want": "a variable Ollama reads", "seen": item, "ok": True,
+                           "where": f"read by the server but never logged: {SERVER_READS_UNLOGGED[name]}"})
+        elif name in CLIENT_ONLY:
+            checks.append({"setting": name, "want": "a variable the server reads", "seen": item, "ok": False,
+                           "where": f"read only by the ollama command-line client ({CLIENT_ONLY[name]}), "
+                                    "never by the server"})
+        else:
             checks.append({"setting": name, "want": "a variable Ollama reads", "seen": item, "ok": False,
                            "where": "not in Ollama's server config: Ollama never reads it"})
     return checks

@@ -71,7 +71,8 @@ class App:
         disc = Discovery(self.env, self.log, LIB_OLLAMA, self.environ)
         devices = disc.run()
         disc.log_details(devices)
-        total = sum(max(d.total - self.env.gpu_overhead, 0) for d in devices)
+        # uint64 in Go (routes.go): an overhead above a GPU's total wraps around, as there.
+        total = sum((d.total - self.env.gpu_overhead) % 2**64 for d in devices)
         default_ctx = 262144 if total >= 47 * GIB else 32768 if total >= 23 * GIB else 4096
         self.log.info("routes.go:2058", "vram-based default context", "total_vram", human_bytes2(total),
                       "default_num_ctx", default_ctx)

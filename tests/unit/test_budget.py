@@ -1,0 +1,37 @@
+"""The memory budget counts what Ollama 0.32.15 counts: the GPUs left after CUDA_VISIBLE_DEVICES, each
+less OLLAMA_GPU_OVERHEAD, for the VRAM-tiered default context (server/routes.go)."""
+from tasks.budget import default_context, default_context_vram, gpus_ollama_sees, overhead_problems
+from tasks.plan import settings_from
+from tests.unit.recorded import SEED003, gpus, machine
+
+MIB = 2**20
+
+
+def _dual(**data):
+    hw = machine("dual_gpu", gpus=gpus(SEED003))
+    return hw, settings_from(hw, data)
+
+
+def test_only_the_visible_gpus_count_and_each_less_the_overhead():
+    hw, s = _dual()
+    both = sum(g.memory_total_mib for g in hw.gpus) * MIB
+    assert default_context_vram(s, hw) == both
+    hw, s = _dual(ollama_cuda_visible_devices="1", ollama_gpu_overhead=512 * MIB)
+    assert [g.index for g in gpus_ollama_sees(s, hw.gpus)] == [1]
+    assert default_context_vram(s, hw) == (hw.gpus[1].memory_total_mib - 512) * MIB
+
+
+def test_minus_one_hides_every_gpu_and_uuids_name_them():
+    hw, s = _dual(ollama_cuda_visible_devices="-1")
+    assert gpus_ollama_sees(s, hw.gpus) == [] and default_context_vram(s, hw) == 0
+    hw, s = _dual(ollama_cuda_visible_devices=f"{gpus(SEED003)[1].uuid},0")
+    assert [g.index for g in gpus_ollama_sees(s, hw.gpus)] == [1, 0]
+
+
+def test_an_overhead_above_a_gpus_memory_is_refused():
+    # Go subtracts unsigned integers: the total would wrap around and pick the 262144-token tier.
+    hw, s = _dual(ollama_gpu_overhead=7 * 1024 * MIB)  # more than the GTX 1060's 6 GB, less than the P4000
+    (problem,) = overhead_problems(s, hw)
+    assert problem.startswith("key ollama_gpu_overhead, value 7516192768: more than GPU 1's")
+    assert "262144" in problem and default_context(default_context_vram(s, hw)) == 4096
+    assert overhead_problems(_dual(ollama_gpu_overhead=512 * MIB)[1], hw) == []
