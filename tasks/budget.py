@@ -1,12 +1,13 @@
 """Memory budget: each selected model's weights + KV cache must fit where Ollama will put it.
 
 GPU hosts: one GPU (Ollama places a model on a single GPU when it needs at most 80% of that GPU's
-free memory), else all visible GPUs together with OLLAMA_SCHED_SPREAD. Unified memory (GB10): 80%
+free memory), else all visible GPUs together, which Ollama does by itself without OLLAMA_SCHED_SPREAD
+(server/sched.go: spread only stops it trying one GPU first). Unified memory (GB10): 80%
 of RAM. CPU hosts: the largest `max loaded models` models together under MemoryMax (past it the
 kernel kills Ollama). A refusal gives the numbers and the knob to turn.
 
 Example:
-    problems, spread = check_budget(settings, hardware, {"qwen2.5-coder:7b": info})
+    problems = check_budget(settings, hardware, {"qwen2.5-coder:7b": info})
 """
 from __future__ import annotations
 
@@ -74,8 +75,8 @@ def overhead_problems(s: OllamaSettings, hw: Hardware) -> list[str]:
             "becomes 262144 tokens"] if big else []
 
 
-def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -> tuple[list[str], bool]:
-    """(problems, spread_needed): spread_needed when a model fits only across several GPUs."""
+def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -> list[str]:
+    """One line per model that does not fit where Ollama will put it."""
     seen = gpus_ollama_sees(s, hw.gpus)
     visible = [g for g in seen if g.memory_total_mib is not None]
     unified = bool(seen) and not visible
@@ -92,20 +93,16 @@ def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -
                                                  f"at context {ctx} x {parallel} parallel, {kv_type}")
     knobs = "lower ollama_context_length or ollama_num_parallel, " + (
         "" if kv_type in ("q8_0", "q4_0") else "set ollama_kv_cache_type=q8_0, ") + "or pick a smaller model"
-    problems, spread = [], False
+    problems = []
     if visible:
         free = [(g.memory_total_mib - (g.memory_used_mib or 0)) * MIB * SINGLE_GPU_SHARE for g in visible]
         for model, (need, how) in needs.items():
-            if need <= max(free):
-                continue
-            if need <= sum(free) and s.ollama_sched_spread is not False:
-                spread = True
+            if need <= sum(free):  # on one GPU where it fits, else across all of them
                 continue
             where = (f"the largest GPU has {_gib(max(free))} usable (80% of free) and all GPUs together "
                      f"{_gib(sum(free))}")
-            fix = "set ollama_sched_spread=true, or " + knobs if need <= sum(free) else knobs
-            problems.append(f"key ollama_models, value {model!r}: needs {_gib(need)} ({how}) but {where}: {fix}")
-        return problems, spread
+            problems.append(f"key ollama_models, value {model!r}: needs {_gib(need)} ({how}) but {where}: {knobs}")
+        return problems
     limit = memory_max_bytes(s.ollama_memory_max) or hw.mem_total_mib * MIB
     if unified:
         limit = min(limit, int(hw.mem_total_mib * MIB * SINGLE_GPU_SHARE))
@@ -119,7 +116,7 @@ def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -
         problems.append(f"key ollama_models, value {[m for m, _ in largest]!r}: {largest[0][0]} {loaded_text} "
                         f"{_gib(together)} but {what} is {_gib(limit)} ({detail}): {knobs}"
                         + (", or lower ollama_max_loaded_models" if len(largest) > 1 else ""))
-    return problems, spread
+    return problems
 
 
 # ggml block sizes (elements per block) of the quantized KV cache types Ollama passes to llama-server.

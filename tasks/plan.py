@@ -152,10 +152,7 @@ def plan_for(target, check: bool = True) -> HostPlan:
                                  f"memory budget: {e} (set ollama_check_memory_budget=false to skip)"]) from None
     problems += kv_head_size_problems(settings, infos) + overhead_problems(settings, hw)
     if infos and settings.ollama_check_memory_budget:
-        budget, spread = check_budget(settings, hw, infos)
-        problems += budget
-        if spread and settings.ollama_sched_spread is None:
-            settings = settings.model_copy(update={"ollama_sched_spread": True})
+        problems += check_budget(settings, hw, infos)
     if problems:
         raise SettingsError(problems)
     _PLANS[(target.name, check)] = HostPlan(profile, hw, settings, infos)

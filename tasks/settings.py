@@ -106,7 +106,8 @@ class OllamaSettings(BaseModel):
         None, "CUDA device numbering; PCI_BUS_ID matches nvidia-smi's order.",
         dropin="10-gpu.conf", env="CUDA_DEVICE_ORDER", ollama_reads=False)
     ollama_sched_spread: bool | None = setting(
-        None, "Split every model across all GPUs instead of fitting it on one.",
+        None, "Split every model across all GPUs, even one that fits on one GPU (without it, a model too big "
+              "for any single GPU already goes across all of them).",
         dropin="10-gpu.conf", env="OLLAMA_SCHED_SPREAD", ollama_reads=True)
     ollama_llm_library: str | None = setting(
         None, "Restrict GPU discovery to one library directory under lib/ollama (cuda_v12, cuda_v13, vulkan, ...).",

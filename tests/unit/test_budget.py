@@ -1,6 +1,7 @@
 """The memory budget counts what Ollama 0.32.15 counts: the GPUs left after CUDA_VISIBLE_DEVICES, each
 less OLLAMA_GPU_OVERHEAD, for the VRAM-tiered default context (server/routes.go)."""
-from tasks.budget import default_context, default_context_vram, gpus_ollama_sees, overhead_problems
+from tasks.budget import check_budget, default_context, default_context_vram, gpus_ollama_sees, overhead_problems
+from tasks.modelinfo import ModelInfo
 from tasks.plan import settings_from
 from tests.unit.recorded import SEED003, gpus, machine
 
@@ -35,3 +36,19 @@ def test_an_overhead_above_a_gpus_memory_is_refused():
     assert problem.startswith("key ollama_gpu_overhead, value 7516192768: more than GPU 1's")
     assert "262144" in problem and default_context(default_context_vram(s, hw)) == 4096
     assert overhead_problems(_dual(ollama_gpu_overhead=512 * MIB)[1], hw) == []
+
+
+def _model(weights_gib: float) -> ModelInfo:
+    return ModelInfo(name="m", architecture="llama", weights_bytes=int(weights_gib * 2**30), block_count=2,
+                     head_count=2, head_count_kv=(2, 2), embedding_length=64, key_length=32, value_length=32,
+                     context_length=4096)
+
+
+def test_a_model_too_big_for_one_gpu_fits_across_both_without_spread():
+    # 80% of the P4000's 8 GiB is 6.4 GiB, of both 11.2 GiB: Ollama puts a 7 GiB model across both
+    # by itself (server/sched.go), so nothing is refused and OLLAMA_SCHED_SPREAD stays unset.
+    hw, s = _dual()
+    assert s.ollama_sched_spread is None
+    assert check_budget(s, hw, {"m": _model(7)}) == []
+    (problem,) = check_budget(s, hw, {"m": _model(12)})
+    assert "all GPUs together 11.2 GiB" in problem and "sched_spread" not in problem
