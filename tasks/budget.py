@@ -14,7 +14,7 @@ from __future__ import annotations
 from .facts import canonical_model
 from .hardware import Hardware
 from .modelinfo import ModelInfo, kv_cache_bytes
-from .settings import OllamaSettings
+from .settings import QUANTIZED_KV, OllamaSettings
 
 GIB = 2**30
 MIB = 2**20
@@ -92,7 +92,7 @@ def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -
         needs[model] = (info.weights_bytes + kv, f"weights {_gib(info.weights_bytes)} + KV cache {_gib(kv)} "
                                                  f"at context {ctx} x {parallel} parallel, {kv_type}")
     knobs = "lower ollama_context_length or ollama_num_parallel, " + (
-        "" if kv_type in ("q8_0", "q4_0") else "set ollama_kv_cache_type=q8_0, ") + "or pick a smaller model"
+        "" if kv_type in QUANTIZED_KV else "set ollama_kv_cache_type=q8_0, ") + "or pick a smaller model"
     problems = []
     if visible:
         free = [(g.memory_total_mib - (g.memory_used_mib or 0)) * MIB * SINGLE_GPU_SHARE for g in visible]
@@ -120,7 +120,7 @@ def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -
 
 
 # ggml block sizes (elements per block) of the quantized KV cache types Ollama passes to llama-server.
-KV_BLOCK = {"q8_0": 32, "q4_0": 32}
+KV_BLOCK = {kv_type: 32 for kv_type in QUANTIZED_KV}
 
 
 def kv_head_size_problems(s: OllamaSettings, infos: dict[str, ModelInfo]) -> list[str]:

@@ -44,9 +44,11 @@ _CHUNK = 256 * 1024
 MAX_ARRAY = 4096
 
 # Bytes per KV-cache element: ggml block types store 32 elements per block
-# (f16 = 2 bytes each; q8_0 block = 2-byte scale + 32 x int8 = 34 bytes;
-# q4_0 block = 2-byte scale + 32 x 4 bit = 18 bytes), as (numerator, denominator).
-KV_TYPE_BYTES = {"f16": (2, 1), "q8_0": (34, 32), "q4_0": (18, 32)}
+# (f16/bf16 = 2 bytes each; a 32-element block of q8_0 = 2-byte scale + 32 x int8 = 34 bytes, q4_0
+# = 2 + 16 = 18, q4_1 = 2 + 2 + 16 = 20, q5_0 = 2 + 4 + 16 = 22, q5_1 = 2 + 2 + 4 + 16 = 24,
+# iq4_nl = 2 + 16 = 18), as (numerator, denominator): every type llama.cpp b10488 takes for its cache.
+KV_TYPE_BYTES = {"f32": (4, 1), "f16": (2, 1), "bf16": (2, 1), "q8_0": (34, 32), "q4_0": (18, 32),
+                 "q4_1": (20, 32), "iq4_nl": (18, 32), "q5_0": (22, 32), "q5_1": (24, 32)}
 
 
 @dataclass(frozen=True)

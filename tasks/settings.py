@@ -22,7 +22,10 @@ from .facts import canonical_model, model_name_problem
 from .goparse import OPTION_KINDS, connectable_host, format_params, go_parse_duration, go_parse_int, ollama_host
 
 PREFIX = "ollama_"
-QUANTIZED_KV = ("q8_0", "q4_0")
+# The cache types llama.cpp b10488 takes (common/arg.cpp kv_cache_types; Ollama passes the value
+# through lower-cased), and those it stores in 32-element blocks, which need flash attention for V.
+KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+QUANTIZED_KV = ("q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 LLAMA_MAX_SEQ = 256  # llama.cpp b10488 src/llama-cparams.h: the most parallel sequences a context takes
 # Keys operators bring from the seeds: Ollama 0.32.15 never reads these variables (reference §3).
 PLACEBOS = {
@@ -94,8 +97,9 @@ class OllamaSettings(BaseModel):
     ollama_max_queue: int | None = setting(
         None, "Requests waiting before the server answers 503 busy.",
         dropin="performance.conf", env="OLLAMA_MAX_QUEUE", ollama_reads=True)
-    ollama_kv_cache_type: Literal["f16", "q8_0", "q4_0"] | None = setting(
-        None, "KV cache type; quantized types need flash attention or the model fails to load.",
+    ollama_kv_cache_type: Literal[KV_CACHE_TYPES] | None = setting(
+        None, "KV cache type (llama.cpp's f16 when unset); the block types (q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1) "
+              "need flash attention and a head size of a multiple of 32, or the model fails to load.",
         dropin="performance.conf", env="OLLAMA_KV_CACHE_TYPE", ollama_reads=True)
 
     # 10-gpu.conf

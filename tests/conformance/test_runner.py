@@ -239,3 +239,14 @@ def test_q8_kv_cache_loads_on_head_size_32(ollama):
     assert kv_flags(srv) == ["--cache-type-k", "q8_0", "--cache-type-v", "q8_0", "--flash-attn", "auto"]
     assert AUTO_ON in srv.log() and not srv.lines("Load failed")
     assert srv.server_config()["OLLAMA_KV_CACHE_TYPE"] == "Q8_0"
+
+
+@pytest.mark.parametrize("kv_type", ["bf16", "q4_1", "iq4_nl", "q5_1"])
+def test_other_cache_types_llama_cpp_takes_load_with_flash_attention(ollama, kv_type):
+    """Ollama passes any cache type through; these are among llama.cpp b10488's kv_cache_types."""
+    srv = ollama.serve({"OLLAMA_KV_CACHE_TYPE": kv_type, "OLLAMA_FLASH_ATTENTION": "true"})
+    name = ollama.model()
+    srv.pull(name)
+    r = generate(srv, name)
+    assert r.status_code == 200 and r.json()["done_reason"] == "length", r.text
+    assert kv_flags(srv) == ["--cache-type-k", kv_type, "--cache-type-v", kv_type, "--flash-attn", "on"]

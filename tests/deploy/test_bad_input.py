@@ -33,7 +33,7 @@ CASES = [
     ('ollama_models=["testbed/tiny","testbed/tiny:latest"]', "ollama_models",
      "['testbed/tiny', 'testbed/tiny:latest']", "listed twice", ALL),
     ('ollama_models=["Bad Name!"]', "ollama_models", "['Bad Name!']", "model 'Bad Name!'", ALL),
-    ("ollama_kv_cache_type=q9_9", "ollama_kv_cache_type", "'q9_9'", "'f16', 'q8_0' or 'q4_0'", ALL),
+    ("ollama_kv_cache_type=q9_9", "ollama_kv_cache_type", "'q9_9'", "'q5_0' or 'q5_1'", ALL),
     # The CPU profile runs a q8_0 cache: a model with head size 16 would never load there.
     ('ollama_models=["testbed/real-tiny-hd16"]', "ollama_kv_cache_type", "'q8_0'",
      "testbed/real-tiny-hd16 has key head size 16, value head size 16, which q8_0's block of 32 does not divide",

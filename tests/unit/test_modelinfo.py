@@ -171,8 +171,10 @@ def test_kv_cache_quantized_ratios(tiny):
     f16 = kv_cache_bytes(tiny, 8192, 2, "f16")
     assert kv_cache_bytes(tiny, 8192, 2, "q8_0") * 64 == f16 * 34
     assert kv_cache_bytes(tiny, 8192, 2, "q4_0") * 64 == f16 * 18
-    with pytest.raises(ValueError, match="unknown KV cache type 'q5_1'"):
-        kv_cache_bytes(tiny, 8192, 1, "q5_1")
+    assert kv_cache_bytes(tiny, 8192, 2, "q5_1") * 64 == f16 * 24
+    assert kv_cache_bytes(tiny, 8192, 2, "bf16") == f16 and kv_cache_bytes(tiny, 8192, 2, "f32") == 2 * f16
+    with pytest.raises(ValueError, match="unknown KV cache type 'q6_k'"):
+        kv_cache_bytes(tiny, 8192, 1, "q6_k")  # not a type llama.cpp's cache takes
 
 
 @pytest.mark.parametrize("spec", CATALOG, ids=lambda s: s.name)
