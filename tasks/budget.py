@@ -138,3 +138,17 @@ def kv_head_size_problems(s: OllamaSettings, infos: dict[str, ModelInfo]) -> lis
                             f"block of {block} does not divide, so llama.cpp refuses the cache and the model never "
                             "loads: use f16 on this host, or another model")
     return problems
+
+
+def context_notes(s: OllamaSettings, infos: dict[str, ModelInfo]) -> list[str]:
+    """Models asked for a longer context than they were trained on: Ollama clamps it (llm/server.go,
+    'requested context size too large for model'), so the setting does less than it says there."""
+    notes = []
+    for model, info in infos.items():
+        params = {canonical_model(k): v for k, v in s.ollama_model_parameters.items()}.get(canonical_model(model), {})
+        asked, key = ((params["num_ctx"], f"num_ctx of {model} in ollama_model_parameters") if params.get("num_ctx")
+                      else (s.ollama_context_length, "ollama_context_length"))
+        if asked and info.context_length and int(asked) > info.context_length:
+            notes.append(f"{key} is {asked} but {model} was trained on {info.context_length} tokens: "
+                         f"Ollama runs it at {info.context_length}")
+    return notes

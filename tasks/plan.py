@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .budget import check_budget, kv_head_size_problems, memory_max_bytes, overhead_problems
+from pyinfra import logger
+
+from .budget import check_budget, context_notes, kv_head_size_problems, memory_max_bytes, overhead_problems
 from .derive import GPU_PROFILES, derive
 from .hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
 from .fleetcache import FleetCacheError, fleet_cache_on, model_for, release_for
@@ -17,9 +19,13 @@ from .release import ReleaseError, artifact_for
 from .settings import PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, resolve, selected_models
 
 PROFILES = ("cpu_xeon", "dual_gpu", "dgx_spark")
-# Library directories per release arch (reference §4); a value naming none of them forces CPU.
-LIBRARY_DIRS = {"x86_64": {"cuda_v12", "cuda_v13", "vulkan", "rocm_v7_2", "mlx_cuda_v13"},
-                "aarch64": {"cuda_v12", "cuda_v13", "cuda_jetpack5", "cuda_jetpack6"}}
+# GPU library directories in the release artifact this tool installs, per arch (Dockerfile's amd64 and
+# arm64 stages, less what scripts/build_linux.sh packs into tarballs of their own); a value naming
+# none of them makes Ollama run on the CPU.
+LIBRARY_DIRS = {"x86_64": {"cuda_v12", "cuda_v13", "vulkan"}, "aarch64": {"cuda_v12", "cuda_v13"}}
+SEPARATE_ARTIFACTS = {"rocm_v7_2": "ollama-linux-amd64-rocm.tar.zst", "mlx_cuda_v13": "ollama-linux-amd64-mlx.tar.zst",
+                      "cuda_jetpack5": "ollama-linux-arm64-jetpack5.tar.zst",
+                      "cuda_jetpack6": "ollama-linux-arm64-jetpack6.tar.zst"}
 GPU_ONLY = ("ollama_cuda_visible_devices", "ollama_cuda_device_order", "ollama_sched_spread",
             "ollama_gpu_overhead", "ollama_llm_library", "ollama_resume_fix")
 
@@ -72,8 +78,11 @@ def _hardware_problems(s: OllamaSettings, hw: Hardware, profile: str) -> list[st
                                 f"GPU {token.strip()} does not exist on this host ({listing})")
     arch_dirs = LIBRARY_DIRS.get(hw.arch, set())
     if s.ollama_llm_library and s.ollama_llm_library not in arch_dirs:
-        problems.append(f"key ollama_llm_library, value {s.ollama_llm_library!r}: no such library directory in "
-                        f"the {hw.arch} release ({', '.join(sorted(arch_dirs))}); Ollama would run on the CPU")
+        elsewhere = SEPARATE_ARTIFACTS.get(s.ollama_llm_library)
+        where = (f"lib/ollama/{s.ollama_llm_library} ships in {elsewhere}, which this tool does not install"
+                 if elsewhere else f"no such library directory in the {hw.arch} release")
+        problems.append(f"key ollama_llm_library, value {s.ollama_llm_library!r}: {where} "
+                        f"({', '.join(sorted(arch_dirs))} are there); Ollama would run on the CPU")
     unsupported = [g for g in hw.gpus if g.compute_cap == "7.2" or float(g.compute_cap or 0) < 6.0]
     if s.ollama_kv_cache_type in QUANTIZED_KV and s.ollama_flash_attention is None and unsupported:
         problems.append(f"key ollama_kv_cache_type, value {s.ollama_kv_cache_type!r}: {unsupported[0].name} "
@@ -155,5 +164,7 @@ def plan_for(target, check: bool = True) -> HostPlan:
         problems += check_budget(settings, hw, infos)
     if problems:
         raise SettingsError(problems)
+    for note in context_notes(settings, infos):
+        logger.warning(f"[{target.name}] {note}")
     _PLANS[(target.name, check)] = HostPlan(profile, hw, settings, infos)
     return _PLANS[(target.name, check)]

@@ -149,3 +149,12 @@ def test_a_tuned_context_of_a_million_tokens_converges_to_no_change(deploy_testb
     again = run_deploy(tb.inventory_path, "--limit", host, "--data", f"ollama_model_parameters={params}")
     assert again.rc == 0, again.stderr[-3000:]
     assert again.changed_ops() == []
+
+
+def test_a_context_above_what_the_model_was_trained_on_is_said_at_plan_time(deploy_testbed, first_run):
+    # The CPU profile asks for 8192 tokens; the real test model was trained on 4096, so Ollama clamps.
+    cpu = next(h for h in deploy_testbed.hosts if h.profile == "cpu_xeon").name
+    model = model_of(deploy_testbed, cpu)
+    assert (f"[{cpu}] ollama_context_length is 8192 but {model} was trained on 4096 tokens: "
+            "Ollama runs it at 4096") in first_run.stderr
+    assert first_run.stderr.count("was trained on") == 1  # the double's models were trained on 131072
