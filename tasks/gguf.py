@@ -1,4 +1,5 @@
-"""Minimal GGUF (v2/v3) metadata reader, standard library only.
+"""Minimal GGUF metadata reader, standard library only: v1, v2 and v3, little- and big-endian, as
+Ollama's own decoder (fs/ggml) takes them.
 
 Shared by the deploy (the memory-budget check reads a model's metadata from
 the first bytes of its registry blob, see ``tasks/modelinfo.py``) and by the
@@ -20,23 +21,26 @@ import os
 import struct
 
 MAGIC = b"GGUF"
-HEADER_SIZE = 24  # magic(4) + version(u32) + tensor count(u64) + kv count(u64)
+# fs/ggml reads the magic as a little-endian uint32: 0x46554747 ("GGUF") is a little-endian file,
+# 0x47475546 ("FUGG") a big-endian one.
+BYTE_ORDERS = {b"GGUF": "<", b"FUGG": ">"}
+HEADER_SIZE = 24  # magic(4) + version(u32) + tensor count(u64) + kv count(u64); v1 counts are u32
 
 # GGUF value types
 UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = range(13)
 
 _SCALAR = {
-    UINT8: "<B",
-    INT8: "<b",
-    UINT16: "<H",
-    INT16: "<h",
-    UINT32: "<I",
-    INT32: "<i",
-    FLOAT32: "<f",
-    BOOL: "<?",
-    UINT64: "<Q",
-    INT64: "<q",
-    FLOAT64: "<d",
+    UINT8: "B",
+    INT8: "b",
+    UINT16: "H",
+    INT16: "h",
+    UINT32: "I",
+    INT32: "i",
+    FLOAT32: "f",
+    BOOL: "?",
+    UINT64: "Q",
+    INT64: "q",
+    FLOAT64: "d",
 }
 
 
@@ -71,6 +75,9 @@ def _shortest_float32(v: float) -> float:
 class _Reader:
     """Value decoding shared by the file and the prefix reader (they differ in ``read``)."""
 
+    order = "<"  # set from the magic by header()
+    version = 3
+
     def read(self, n: int) -> bytes:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -78,22 +85,27 @@ class _Reader:
         self.read(n)
 
     def unpack(self, fmt: str):
-        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+        return struct.unpack(self.order + fmt, self.read(struct.calcsize("<" + fmt)))[0]
 
     def string(self) -> str:
-        n = self.unpack("<Q")
+        n = self.unpack("Q")
+        if self.version == 1:  # v1 strings count and end with a NUL (readGGUFV1String)
+            data = bytes(self.read(n)) if n else b""
+            if not data or data[-1:] != b"\0":
+                raise GGUFError("invalid GGUF v1 string" + (" length: 0" if not n else " terminator"))
+            return data[:-1].decode("utf-8", "replace")
         return bytes(self.read(n)).decode("utf-8", "replace")
 
     def value(self, vtype: int, max_array: int):
         if vtype == FLOAT32:
-            return _shortest_float32(self.unpack("<f"))
+            return _shortest_float32(self.unpack("f"))
         if vtype in _SCALAR:
             return self.unpack(_SCALAR[vtype])
         if vtype == STRING:
             return self.string()
         if vtype == ARRAY:
-            itype = self.unpack("<I")
-            count = self.unpack("<Q")
+            itype = self.unpack("I")
+            count = self.unpack("Q")
             # Ollama keeps only arrays up to maxArraySize (negative: all).
             if 0 <= max_array < count:
                 self._skip_array(itype, count)
@@ -106,30 +118,33 @@ class _Reader:
         # one step (a 150k-entry tokenizer array is then cheap) and strings by
         # their length prefixes, without decoding anything.
         if itype in _SCALAR:
-            self.skip(count * struct.calcsize(_SCALAR[itype]))
+            self.skip(count * struct.calcsize("<" + _SCALAR[itype]))
         elif itype == STRING:
             for _ in range(count):
-                self.skip(self.unpack("<Q"))
+                self.skip(self.unpack("Q"))
         elif itype == ARRAY:
             for _ in range(count):
-                self._skip_array(self.unpack("<I"), self.unpack("<Q"))
+                self._skip_array(self.unpack("I"), self.unpack("Q"))
         else:
             raise GGUFError(f"invalid type {itype}")
 
     def header(self) -> tuple[int, int, int]:
         """(version, n_tensors, n_kv) after checking magic and version."""
-        if bytes(self.read(4)) != MAGIC:
+        order = BYTE_ORDERS.get(bytes(self.read(4)))
+        if order is None:
             raise GGUFError("invalid file magic")
-        version = self.unpack("<I")
-        if version not in (2, 3):
-            raise GGUFError(f"unsupported GGUF version {version}")
-        return version, self.unpack("<Q"), self.unpack("<Q")
+        self.order = order
+        self.version = self.unpack("I")
+        if self.version not in (1, 2, 3):
+            raise GGUFError(f"unsupported GGUF version {self.version}")
+        count = "I" if self.version == 1 else "Q"
+        return self.version, self.unpack(count), self.unpack(count)
 
     def kv_section(self, n_kv: int, max_array: int) -> dict:
         kv: dict = {}
         for _ in range(n_kv):
             key = self.string()
-            kv[key] = self.value(self.unpack("<I"), max_array)
+            kv[key] = self.value(self.unpack("I"), max_array)
         return kv
 
 
@@ -186,12 +201,12 @@ def read_kv(path: str, max_array: int = 1024) -> dict:
         params = 0
         for _ in range(n_tensors):
             r.string()  # name
-            n_dims = r.unpack("<I")
+            n_dims = r.unpack("I")
             count = 1
             for _ in range(n_dims):
-                count *= r.unpack("<Q")
-            r.unpack("<I")  # type
-            r.unpack("<Q")  # offset
+                count *= r.unpack("Q")
+            r.unpack("I")  # type
+            r.unpack("Q")  # offset
             params += count
         kv["general.parameter_count"] = params
         return kv
@@ -215,7 +230,7 @@ def parse_kv_prefix(data: bytes | bytearray | memoryview, max_array: int = 1024)
     """
     if len(data) < HEADER_SIZE:
         # Say "not GGUF" as early as the bytes allow, else ask for the whole fixed header.
-        if bytes(data[:4]) != MAGIC[:len(data)]:
+        if not any(bytes(data[:4]) == magic[:len(data)] for magic in BYTE_ORDERS):
             raise GGUFError("invalid file magic")
         raise NeedMoreBytes(HEADER_SIZE)
     r = _PrefixReader(data)
