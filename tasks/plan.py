@@ -27,7 +27,7 @@ SEPARATE_ARTIFACTS = {"rocm_v7_2": "ollama-linux-amd64-rocm.tar.zst", "mlx_cuda_
                       "cuda_jetpack5": "ollama-linux-arm64-jetpack5.tar.zst",
                       "cuda_jetpack6": "ollama-linux-arm64-jetpack6.tar.zst"}
 GPU_ONLY = ("ollama_cuda_visible_devices", "ollama_cuda_device_order", "ollama_sched_spread",
-            "ollama_gpu_overhead", "ollama_llm_library", "ollama_resume_fix")
+            "ollama_gpu_overhead", "ollama_llm_library", "ollama_resume_fix", "ollama_vulkan")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,10 @@ def _hardware_problems(s: OllamaSettings, hw: Hardware, profile: str) -> list[st
                 listing = ", ".join(f"{g.index}={g.name}" for g in hw.gpus)
                 problems.append(f"key ollama_cuda_visible_devices, value {s.ollama_cuda_visible_devices!r}: "
                                 f"GPU {token.strip()} does not exist on this host ({listing})")
+    if (s.ollama_cuda_visible_devices or "").strip() == "-1" and s.ollama_vulkan is not False and hw.arch == "x86_64":
+        # The amd64 release ships lib/ollama/vulkan and OLLAMA_VULKAN defaults to on (envconfig).
+        problems.append(f"key ollama_cuda_visible_devices, value '-1': hides the GPUs from CUDA only; Ollama's "
+                        "Vulkan backend (on by default) still runs models on them: also set ollama_vulkan=false")
     arch_dirs = LIBRARY_DIRS.get(hw.arch, set())
     if s.ollama_llm_library and s.ollama_llm_library not in arch_dirs:
         elsewhere = SEPARATE_ARTIFACTS.get(s.ollama_llm_library)

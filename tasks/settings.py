@@ -113,6 +113,10 @@ class OllamaSettings(BaseModel):
         None, "Split every model across all GPUs, even one that fits on one GPU (without it, a model too big "
               "for any single GPU already goes across all of them).",
         dropin="10-gpu.conf", env="OLLAMA_SCHED_SPREAD", ollama_reads=True)
+    ollama_vulkan: bool | None = setting(
+        None, "Ollama's Vulkan backend (on when unset, in 0.32.15 on Linux); it drives an NVIDIA card too, and "
+              "CUDA_VISIBLE_DEVICES does not hide the card from it.",
+        dropin="10-gpu.conf", env="OLLAMA_VULKAN", ollama_reads=True)
     ollama_llm_library: str | None = setting(
         None, "Restrict GPU discovery to one library directory under lib/ollama (cuda_v12, cuda_v13, vulkan, ...).",
         dropin="10-gpu.conf", env="OLLAMA_LLM_LIBRARY", ollama_reads=True)

@@ -115,9 +115,14 @@ def check_compute(plan: HostPlan, journal: str, ps: dict) -> list[dict]:
                  and (plan.settings.ollama_cuda_visible_devices or "").strip() != "-1")
     checks = []
     if wants_gpu:
-        on_gpu = any(lib.lower() not in ("cpu",) for lib in compute)
+        # NVIDIA GPUs should run on CUDA: Vulkan on them is a fallback (CUDA discovery failed), slower.
+        on_gpu = any(lib.lower() == "cuda" for lib in compute)
         cause = ""
-        if not on_gpu:
+        if not on_gpu and any(lib.lower() == "vulkan" for lib in compute):
+            why = ("OLLAMA_LLM_LIBRARY=vulkan keeps it off CUDA" if plan.settings.ollama_llm_library == "vulkan"
+                   else f"CUDA discovery failed ({SUSPEND_HINT})")
+            cause = f"Ollama runs the NVIDIA GPU through Vulkan, not CUDA: {why}"
+        elif not on_gpu:
             if "failure during llama-server GPU discovery" in journal or plan.hardware.gpu_problem:
                 driver = f"nvidia-smi: {plan.hardware.gpu_problem}; " if plan.hardware.gpu_problem else ""
                 cause = f"GPU discovery failed ({driver}{SUSPEND_HINT})"
@@ -125,7 +130,7 @@ def check_compute(plan: HostPlan, journal: str, ps: dict) -> list[dict]:
                 cause = f"OLLAMA_LLM_LIBRARY={plan.settings.ollama_llm_library} matched no usable GPU library"
             else:
                 cause = "no GPU was discovered: check nvidia-smi, the driver and " + SUSPEND_HINT
-        checks.append({"setting": "inference compute", "want": "GPU", "seen": ",".join(compute) or "nothing logged",
+        checks.append({"setting": "inference compute", "want": "CUDA", "seen": ",".join(compute) or "nothing logged",
                        "ok": on_gpu, "where": "Ollama start-up log", "cause": cause})
     for model in ps.get("models", []):
         size, vram = model.get("size", 0), model.get("size_vram", 0)

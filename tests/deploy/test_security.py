@@ -86,9 +86,20 @@ def test_failed_verify_after_a_change_rolls_back(deploy_testbed, first_run, tmp_
     bad = inventory_with(tb, tmp_path, host, ollama_llm_library="cuda_v13")
     run = run_deploy(bad, "--limit", host)
     assert run.rc != 0
-    assert f"{host}: verify failed: inference compute: want GPU" in run.stderr
+    assert f"{host}: verify failed: inference compute: want CUDA" in run.stderr
     assert "rolled back to the last good configuration, which serves again" in run.stderr
     assert "OLLAMA_LLM_LIBRARY" not in ssh(tb, host, "cat /etc/systemd/system/ollama.service.d/*.conf").stdout
+
+
+def test_vulkan_on_an_nvidia_host_is_a_degradation_verify_fails(deploy_testbed, first_run, tmp_path):
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "dual_gpu").name
+    # The amd64 release ships lib/ollama/vulkan, which drives NVIDIA cards too, slower than CUDA.
+    run = run_deploy(inventory_with(tb, tmp_path, host, ollama_llm_library="vulkan"), "--limit", host)
+    assert run.rc != 0
+    assert f"{host}: verify failed: inference compute: want CUDA, seen Vulkan" in run.stderr
+    assert "Ollama runs the NVIDIA GPU through Vulkan, not CUDA: OLLAMA_LLM_LIBRARY=vulkan" in run.stderr
+    assert "rolled back to the last good configuration, which serves again" in run.stderr
 
 
 @pytest.mark.parametrize("kill_at", [0.25, 0.5])

@@ -57,7 +57,7 @@ def gpu_lost(deploy_testbed):
 def test_verify_says_a_gpu_host_fell_back_to_cpu_and_why(deploy_testbed, first_run, gpu_lost):
     run = _verify(deploy_testbed, "--limit", gpu_lost)
     assert run.rc != 0
-    assert f"{gpu_lost}: verify failed: inference compute: want GPU, seen cpu" in run.stderr
+    assert f"{gpu_lost}: verify failed: inference compute: want CUDA, seen cpu" in run.stderr
     assert "GPU discovery failed" in run.stderr and "nvidia_uvm" in run.stderr
     report = json.loads((PROJECT_ROOT / "reports/verify" / f"{gpu_lost}.json").read_text())
     offload = [c for c in report["checks"] if c["setting"].startswith("offload")]
