@@ -403,8 +403,8 @@ def tensor_infos(path: str) -> list[dict]:
         out = []
         for _ in range(n_tensors):
             name = r.string()
-            shape = [r.unpack("<Q") for _ in range(r.unpack("<I"))]
-            kind = r.unpack("<I")
-            r.unpack("<Q")  # offset
+            shape = [r.unpack("Q") for _ in range(r.unpack("I"))]  # in the file's byte order
+            kind = r.unpack("I")
+            r.unpack("Q")  # offset
             out.append({"name": name, "type": TENSOR_TYPES.get(kind, "unknown"), "shape": shape})
         return out
