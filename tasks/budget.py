@@ -37,6 +37,11 @@ def memory_max_bytes(value: str | None) -> int | None:
     return int(value[:-1]) * 1024 ** ("KMGT".index(suffix) + 1) if suffix in "KMGT" else int(value)
 
 
+def model_parameters(s: OllamaSettings, model: str) -> dict:
+    """The ollama_model_parameters entry of `model`, whatever form of its name the key uses."""
+    return {canonical_model(k): v for k, v in s.ollama_model_parameters.items()}.get(canonical_model(model), {})
+
+
 def _gib(n: float) -> str:
     return f"{n / GIB:.1f} GiB"
 
@@ -85,7 +90,7 @@ def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -
     kv_type = s.ollama_kv_cache_type or "f16"
     needs = {}
     for model, info in infos.items():
-        params = {canonical_model(k): v for k, v in s.ollama_model_parameters.items()}.get(canonical_model(model), {})
+        params = model_parameters(s, model)
         ctx = min(int(params.get("num_ctx") or s.ollama_context_length or default_context(vram_total)),
                   info.context_length)
         kv = kv_cache_bytes(info, ctx, parallel, kv_type)
@@ -145,7 +150,7 @@ def context_notes(s: OllamaSettings, infos: dict[str, ModelInfo]) -> list[str]:
     'requested context size too large for model'), so the setting does less than it says there."""
     notes = []
     for model, info in infos.items():
-        params = {canonical_model(k): v for k, v in s.ollama_model_parameters.items()}.get(canonical_model(model), {})
+        params = model_parameters(s, model)
         asked, key = ((params["num_ctx"], f"num_ctx of {model} in ollama_model_parameters") if params.get("num_ctx")
                       else (s.ollama_context_length, "ollama_context_length"))
         if asked and info.context_length and int(asked) > info.context_length:
