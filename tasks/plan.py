@@ -76,6 +76,12 @@ def _hardware_problems(s: OllamaSettings, hw: Hardware, profile: str) -> list[st
                 listing = ", ".join(f"{g.index}={g.name}" for g in hw.gpus)
                 problems.append(f"key ollama_cuda_visible_devices, value {s.ollama_cuda_visible_devices!r}: "
                                 f"GPU {token.strip()} does not exist on this host ({listing})")
+    indices = [t.strip() for t in (s.ollama_cuda_visible_devices or "").split(",") if t.strip().isdigit()]
+    if indices and len(hw.gpus) > 1 and s.ollama_cuda_device_order != "PCI_BUS_ID":
+        # CUDA's own default order is FASTEST_FIRST: its indices need not be nvidia-smi's (PCI) ones.
+        problems.append(f"key ollama_cuda_visible_devices, value {s.ollama_cuda_visible_devices!r}: GPU indices "
+                        f"follow CUDA_DEVICE_ORDER={s.ollama_cuda_device_order or 'FASTEST_FIRST (CUDA default)'}, "
+                        "not nvidia-smi's order: name the GPUs by UUID, or set ollama_cuda_device_order=PCI_BUS_ID")
     if (s.ollama_cuda_visible_devices or "").strip() == "-1" and s.ollama_vulkan is not False and hw.arch == "x86_64":
         # The amd64 release ships lib/ollama/vulkan and OLLAMA_VULKAN defaults to on (envconfig).
         problems.append(f"key ollama_cuda_visible_devices, value '-1': hides the GPUs from CUDA only; Ollama's "

@@ -132,12 +132,22 @@ def check_compute(plan: HostPlan, journal: str, ps: dict) -> list[dict]:
                 cause = "no GPU was discovered: check nvidia-smi, the driver and " + SUSPEND_HINT
         checks.append({"setting": "inference compute", "want": "CUDA", "seen": ",".join(compute) or "nothing logged",
                        "ok": on_gpu, "where": "Ollama start-up log", "cause": cause})
+    # /api/ps sizes come from llama-server's buffer lines; when none parsed, Ollama reports the model
+    # file's size as both size and size_vram (llm/llama_server.go MemorySize), even on a CPU.
+    cpu_only = bool(compute) and all(lib.lower() == "cpu" for lib in compute)
+    unparsed = "no per-device buffer sizes were parsed" in journal
     for model in ps.get("models", []):
         size, vram = model.get("size", 0), model.get("size_vram", 0)
-        where = "full GPU" if size and vram >= size else "partial GPU" if vram else "CPU"
+        if cpu_only:
+            where = "CPU"  # no GPU was found, whatever size_vram says
+        elif unparsed and size == vram:
+            where = "unknown (Ollama parsed no buffer sizes from llama-server)"
+        else:
+            where = "full GPU" if size and vram >= size else "partial GPU" if vram else "CPU"
         # Partial offload serves (slower) and is reported; all-CPU on a GPU host is the failure.
         checks.append({"setting": f"offload {model['name']}", "want": "full GPU" if wants_gpu else "CPU",
-                       "seen": f"{where} ({vram}/{size} bytes in VRAM)", "ok": (where != "CPU") == wants_gpu,
+                       "seen": f"{where} ({vram}/{size} bytes in VRAM)",
+                       "ok": where.startswith("unknown") or (where != "CPU") == wants_gpu,
                        "where": "/api/ps size_vram"})
     return checks
 

@@ -30,6 +30,8 @@ CASES = [
     ("ollama_cuda_visible_devices=0,2", "ollama_cuda_visible_devices", "'0,2'", "without NVIDIA GPUs",
      ("cpu_xeon",)),
     ("ollama_llm_library=cuda", "ollama_llm_library", "'cuda'", "run on the CPU", ALL),
+    (("ollama_cuda_visible_devices=1,0", "ollama_cuda_device_order=FASTEST_FIRST"), "ollama_cuda_visible_devices",
+     "'1,0'", "not nvidia-smi's order: name the GPUs by UUID", ("dual_gpu",)),
     ('ollama_cuda_visible_devices="-1"', "ollama_cuda_visible_devices", "'-1'", "also set ollama_vulkan=false",
      ("dual_gpu",)),
     ("ollama_llm_library=rocm_v7_2", "ollama_llm_library", "'rocm_v7_2'",

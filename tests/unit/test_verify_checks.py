@@ -1,7 +1,7 @@
 """Verify's verdict on each OLLAMA_* variable systemd gives Ollama, against its `server config` line."""
 from tasks.plan import HostPlan, settings_from
-from tasks.verify import check_settings
-from tests.unit.recorded import machine
+from tasks.verify import check_compute, check_settings
+from tests.unit.recorded import SEED003, gpus, machine
 
 # What a real 0.32.15 logs (a few keys of its server config map are enough for the verdicts).
 LOGGED = {"OLLAMA_NO_CLOUD": "true", "OLLAMA_KEEP_ALIVE": "5m0s", "OLLAMA_HOST": "http://127.0.0.1:11434"}
@@ -29,3 +29,27 @@ def test_variables_the_server_reads_without_logging_them_pass():
 def test_a_client_only_variable_in_the_servers_unit_fails_saying_so():
     check = verdicts("OLLAMA_AUTH=true")["OLLAMA_AUTH"]
     assert not check["ok"] and "only by the ollama command-line client" in check["where"]
+
+
+def _offload(profile, journal, size, vram):
+    hw = machine(profile, gpus=gpus(SEED003)) if profile == "dual_gpu" else machine(profile)
+    plan = HostPlan(profile, hw, settings_from(hw, {}, profile))
+    ps = {"models": [{"name": "m:latest", "size": size, "size_vram": vram}]}
+    (check,) = [c for c in check_compute(plan, journal, ps) if c["setting"] == "offload m:latest"]
+    return check
+
+
+CPU_COMPUTE = 'time=t level=INFO source=types.go:60 msg="inference compute" id=cpu library=cpu compute=""\n'
+CUDA_COMPUTE = 'time=t level=INFO source=types.go:42 msg="inference compute" id=GPU-1 library=CUDA compute=6.1\n'
+UNPARSED = ('time=t level=WARN source=llama_server.go:1067 msg="llama-server VRAM tracking: no per-device buffer '
+            'sizes were parsed from llama-server logs."\n')
+
+
+def test_the_file_size_fallback_is_not_called_full_gpu():
+    # Ollama reports the file size as size and size_vram when it parsed no buffer lines.
+    cpu = _offload("cpu_xeon", CPU_COMPUTE, 7_612_661, 7_612_661)
+    assert cpu["ok"] and cpu["seen"].startswith("CPU ")
+    gpu = _offload("dual_gpu", CUDA_COMPUTE + UNPARSED, 7_612_661, 7_612_661)
+    assert gpu["ok"] and gpu["seen"].startswith("unknown")
+    assert _offload("dual_gpu", CUDA_COMPUTE, 7_612_661, 7_612_661)["seen"].startswith("full GPU")
+    assert not _offload("dual_gpu", CUDA_COMPUTE, 7_612_661, 0)["ok"]  # parsed, and all on the CPU
