@@ -15,6 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tasks.release import parse_sums
+
 from . import container, inventory, network, real_ollama, rootfs, tls
 from .layout import CACHE_ROOT, MIRROR_PORT, OLLAMA_VERSION, PROJECT_ROOT, STATE_ROOT, Testbed, TestbedError
 from .models import publish_models
@@ -63,8 +65,7 @@ def _publish_real_release(tb: Testbed, built: Path) -> dict[str, str]:
         for name in (real_ollama.ARTIFACT, "sha256sum.txt"):
             shutil.copyfile(built / name, out / f".{name}.tmp")
             (out / f".{name}.tmp").replace(out / name)
-    return {name: digest for digest, name in
-            (line.split("  ./") for line in (out / "sha256sum.txt").read_text().splitlines())}
+    return parse_sums((out / "sha256sum.txt").read_text())
 
 
 def recorded_host_count(name: str) -> int | None:

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from .layout import CACHE_ROOT, OLLAMA_VERSION
-from .release import build_tarball
+from .release import build_tarball, write_sums
 
 OLLAMA_MODULE = "github.com/ollama/ollama"
 OLLAMA_MODULE_SUM = "h1:lnCycypBjS9SoMNeM6FivlYeDRn7mP/zfLG0uJXwmZ4="  # go.sum line of v0.32.15
@@ -225,8 +225,7 @@ def _build_go(work: Path, src: Path, stage: Path) -> None:
 def _package(stage: Path, release: Path) -> None:
     release.mkdir(parents=True)
     build_tarball(stage, release / ARTIFACT)
-    digest = hashlib.sha256((release / ARTIFACT).read_bytes()).hexdigest()
-    (release / "sha256sum.txt").write_text(f"{digest}  ./{ARTIFACT}\n")
+    write_sums(release, {ARTIFACT: hashlib.sha256((release / ARTIFACT).read_bytes()).hexdigest()})
 
 
 def _tool_version(cmd: list[str]) -> str:

@@ -49,5 +49,10 @@ def publish_release(release_base: Path, version: str, registry: str) -> dict[str
             stage_release(staging, version, arch, registry)
             build_tarball(staging, out / name)
         sums[name] = hashlib.sha256((out / name).read_bytes()).hexdigest()
-    (out / "sha256sum.txt").write_text("".join(f"{h}  ./{n}\n" for n, h in sorted(sums.items())))
+    write_sums(out, sums)
     return sums
+
+
+def write_sums(release_dir: Path, sums: dict[str, str]) -> None:
+    """sha256sum.txt as the release job writes it: `<sha256>  ./<file>` lines."""
+    (release_dir / "sha256sum.txt").write_text("".join(f"{h}  ./{n}\n" for n, h in sorted(sums.items())))

@@ -4,21 +4,13 @@ import json
 import pytest
 
 from testbed.layout import OLLAMA_VERSION, Testbed
+from tests.testbed.probe import install_and_serve, remove
 
 HOSTS = [h.name for h in Testbed.named().hosts]
 ARCH = {h.name: "arm64" if h.profile == "dgx_spark" else "amd64" for h in Testbed.named().hosts}
-PREFIX = "/opt/double-probe"  # not the deploy's prefix: this test must not pre-install for it
+UNIT = "double-probe"  # release in /opt/double-probe, not the deploy's prefix: this test must not pre-install for it
+PREFIX = f"/opt/{UNIT}"
 API = "127.0.0.1:11500"  # not Ollama's port: a deployed Ollama may already serve 11434 here
-
-INSTALL = """set -eu
-tmp=$(mktemp -d); cd "$tmp"
-curl -fsS -O {base}/v{version}/ollama-linux-{arch}.tar.zst -O {base}/v{version}/sha256sum.txt
-grep ' ./ollama-linux-{arch}.tar.zst$' sha256sum.txt | sha256sum -c --status
-mkdir -p {prefix} && tar --zstd -xf ollama-linux-{arch}.tar.zst -C {prefix}
-systemd-run --quiet --unit=double-probe --setenv=HOME=/root --setenv=OLLAMA_MODELS=/var/tmp/double-probe \
-    --setenv=OLLAMA_HOST={api} {prefix}/bin/ollama serve
-for i in $(seq 100); do curl -fsS http://{api}/api/version && break; sleep 0.1; done
-"""
 
 
 @pytest.mark.parametrize("name", HOSTS)
@@ -26,8 +18,7 @@ def test_double_installs_from_mirror_pulls_and_generates(testbed, hosts, name):
     tb, _ = testbed
     h = hosts[name]
     try:
-        out = h.run(INSTALL.format(base=tb.double_release_base_url, version=OLLAMA_VERSION, arch=ARCH[name], prefix=PREFIX,
-                                   api=API))
+        out = install_and_serve(h, tb.double_release_base_url, ARCH[name], UNIT, API)
         assert out.rc == 0, out.stderr
         assert json.loads(out.stdout.strip().splitlines()[-1]) == {"version": OLLAMA_VERSION}
         assert h.file(f"{PREFIX}/bin/ollama").mode & 0o111
@@ -45,4 +36,4 @@ def test_double_installs_from_mirror_pulls_and_generates(testbed, hosts, name):
         ip = tb.host(name).ip
         assert f"{ip} GET /double/releases/download/v{OLLAMA_VERSION}/ollama-linux-{ARCH[name]}.tar.zst 200" in access
     finally:
-        h.run(f"systemctl stop double-probe; systemctl reset-failed double-probe; rm -rf {PREFIX} /var/tmp/double-probe")
+        remove(h, UNIT)

@@ -6,20 +6,12 @@ import json
 import pytest
 
 from testbed.layout import OLLAMA_VERSION, Testbed
+from tests.testbed.probe import install_and_serve, remove
 
 REAL = [h.name for h in Testbed.named().hosts if Testbed.named().ollama_kind(h.profile) == "real"]
-PREFIX = "/opt/real-probe"  # not the deploy's prefix: this test must not pre-install for it
+UNIT = "real-probe"  # release in /opt/real-probe, not the deploy's prefix: this test must not pre-install for it
+PREFIX = f"/opt/{UNIT}"
 API = "127.0.0.1:11501"  # not Ollama's port: a deployed Ollama may already serve 11434 here
-
-INSTALL = """set -eu
-tmp=$(mktemp -d); cd "$tmp"
-curl -fsS -O {base}/v{version}/ollama-linux-amd64.tar.zst -O {base}/v{version}/sha256sum.txt
-grep ' ./ollama-linux-amd64.tar.zst$' sha256sum.txt | sha256sum -c --status
-mkdir -p {prefix} && tar --zstd -xf ollama-linux-amd64.tar.zst -C {prefix}
-systemd-run --quiet --unit=real-probe --setenv=HOME=/root --setenv=OLLAMA_MODELS=/var/tmp/real-probe \
-    --setenv=OLLAMA_HOST={api} {prefix}/bin/ollama serve
-for i in $(seq 100); do curl -fsS http://{api}/api/version && break; sleep 0.1; done
-"""
 
 
 @pytest.mark.skipif(not REAL, reason="OLLAMA_TESTBED_OLLAMA puts the double on every profile")
@@ -28,7 +20,7 @@ def test_real_ollama_pulls_by_ordinary_name_and_generates(testbed, hosts, name):
     tb, _ = testbed
     h = hosts[name]
     try:
-        out = h.run(INSTALL.format(base=tb.release_base_url, version=OLLAMA_VERSION, prefix=PREFIX, api=API))
+        out = install_and_serve(h, tb.release_base_url, "amd64", UNIT, API)
         assert out.rc == 0, out.stderr
         assert json.loads(out.stdout.strip().splitlines()[-1]) == {"version": OLLAMA_VERSION}
         assert f"ollama version is {OLLAMA_VERSION}" in h.check_output(f"OLLAMA_HOST={API} {PREFIX}/bin/ollama --version 2>&1")
@@ -50,4 +42,4 @@ def test_real_ollama_pulls_by_ordinary_name_and_generates(testbed, hosts, name):
         assert any(line.endswith(" 307") for line in access), access  # the registry name redirects...
         assert any(line.endswith((" 200", " 206")) for line in access), access  # ...the blob host serves
     finally:
-        h.run(f"systemctl stop real-probe; systemctl reset-failed real-probe; rm -rf {PREFIX} /var/tmp/real-probe")
+        remove(h, UNIT)
