@@ -256,3 +256,27 @@ def arch_uint_min(kv: dict, key: str, default: int = 0) -> int:
     if isinstance(v, list):
         return min(v) if v else default
     return int(v)
+
+
+# -- what Ollama 0.32.15 concludes from the metadata --------------------------------------------
+
+# Families the scheduler loads with one slot whatever OLLAMA_NUM_PARALLEL says (server/sched.go
+# load, "model architecture does not currently support parallel requests").
+SINGLE_SLOT_FAMILIES = frozenset({"mllama", "qwen3vl", "qwen3vlmoe", "qwen35", "qwen35moe", "qwen3next",
+                                  "lfm2", "lfm2moe", "nemotron_h", "nemotron_h_moe", "nemotron_h_omni"})
+
+
+def is_embedding(kv: dict) -> bool:
+    """``<arch>.pooling_type`` present: an embedding model, without the completion capability, so
+    /api/generate answers 400 (server/images.go ggufCapabilities)."""
+    return f"{architecture(kv)}.pooling_type" in kv
+
+
+def parallel_slots(num_parallel: int, family: str, embedding: bool) -> int:
+    """The slots Ollama loads a model with: OLLAMA_NUM_PARALLEL (at least 1), but 1 for an embedding
+    model and for the SINGLE_SLOT_FAMILIES (``family``: the config's model_family, as the arch).
+
+    >>> parallel_slots(4, "llama", False), parallel_slots(4, "llama", True), parallel_slots(0, "qwen35", False)
+    (4, 1, 1)
+    """
+    return 1 if embedding or family in SINGLE_SLOT_FAMILIES else max(num_parallel, 1)

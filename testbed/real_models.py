@@ -9,6 +9,12 @@ Ollama 0.32.15 loads them on a CPU in a quarter second and generates (nonsense) 
   q8_0 or q4_0 KV cache, block size 32, fits), feed-forward 128, context_length 4096.
 * ``testbed/real-tiny-hd16:latest``: the same with 4 heads (head size 16): a q8_0 KV cache fails
   to load (``K cache type q8_0 with block size 32 does not divide n_embd_head_k=16``).
+* ``testbed/real-tiny-think:latest``: real-tiny's shape with a thinking template (deepseek-r1's
+  pattern: ``<think>{{ .Thinking }}</think>`` in the messages loop, the prompt ending in ``<think>``),
+  so Ollama lists the ``thinking`` capability, turns thinking on when a request omits ``think``, and
+  streams every token in ``thinking`` (the model never writes ``</think>``): ``response`` stays empty.
+* ``testbed/real-tiny-embed:latest``: real-tiny's shape with ``llama.pooling_type`` (mean): Ollama
+  lists only ``embedding``, answers ``/api/generate`` with 400 and ``/api/embed`` with vectors.
 
 They are published in the registry layout of ``testbed.models.publish_models`` (same helpers,
 media types and manifest/config shapes). Needs the PyPI package ``gguf`` (which pulls numpy).
@@ -65,6 +71,18 @@ CHATML_JINJA = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
     " + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+# deepseek-r1's shape: Ollama infers the tags from the text around .Thinking inside the range over
+# .Messages (thinking/template.go InferTags), and parses the reply as thinking when the rendered
+# prompt ends with the opening tag (server/routes.go).
+THINK_TEMPLATE = (
+    "{{- range $i, $_ := .Messages }}{{- $last := eq (len (slice $.Messages $i)) 1 }}"
+    "{{- if eq .Role \"system\" }}<|im_start|>system\n{{ .Content }}<|im_end|>\n"
+    "{{- else if eq .Role \"user\" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n"
+    "{{- else if eq .Role \"assistant\" }}<|im_start|>assistant\n"
+    "{{- if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}{{ .Content }}<|im_end|>\n{{ end }}"
+    "{{- if and $last (ne .Role \"assistant\") }}<|im_start|>assistant\n{{ if $.Think }}<think>{{ end }}{{ end }}"
+    "{{- end }}"
+)
 CHATML_PARAMS = {"stop": ["<|im_start|>", "<|im_end|>"]}
 WORDS = ["▁", "▁the", "▁a", "▁is", "▁of", "▁and", "▁to", "▁in", "▁it", "▁why", "▁sky", "▁blue",
          "▁hello", "▁world", "▁test", "▁model", "▁tiny", ".", ",", "?", "!"] + list("abcdefghijklmnopqrstuvwxyz")
@@ -81,12 +99,16 @@ class RealSpec:
     context_length: int = 4096
     namespace: str = "testbed"
     tag: str = "latest"
+    template: str = CHATML_TEMPLATE
+    pooling_type: int | None = None  # llama.cpp's enum (1 = mean): makes it an embedding model
 
     name = property(lambda self: f"{self.namespace}/{self.model}:{self.tag}")
     head_size = property(lambda self: self.embedding_length // self.head_count)
 
 
-REAL_CATALOG = [RealSpec("real-tiny", head_count=2), RealSpec("real-tiny-hd16", head_count=4)]
+REAL_CATALOG = [RealSpec("real-tiny", head_count=2), RealSpec("real-tiny-hd16", head_count=4),
+                RealSpec("real-tiny-think", head_count=2, template=THINK_TEMPLATE),
+                RealSpec("real-tiny-embed", head_count=2, pooling_type=1)]
 
 
 def vocabulary() -> tuple[list[str], list[float], list[int]]:
@@ -156,6 +178,8 @@ def gguf_model_bytes(spec: RealSpec) -> bytes:
                            (wr.add_layer_norm_rms_eps, 1e-5), (wr.add_rope_dimension_count, spec.head_size),
                            (wr.add_rope_freq_base, 10000.0), (wr.add_vocab_size, len(tokens))):
             add(value)
+        if spec.pooling_type is not None:
+            wr.add_pooling_type(gguf.PoolingType(spec.pooling_type))
         wr.add_tokenizer_model("llama")
         wr.add_token_list(tokens)
         wr.add_token_scores(scores)
@@ -178,7 +202,7 @@ def gguf_model_bytes(spec: RealSpec) -> bytes:
 def model_blobs(spec: RealSpec) -> tuple[bytes, list[tuple[dict, bytes]]]:
     """Return (manifest bytes, [(descriptor, blob bytes), ...]), shaped like testbed.models'."""
     model = gguf_model_bytes(spec)
-    template = CHATML_TEMPLATE.encode()
+    template = spec.template.encode()
     params = (json.dumps(CHATML_PARAMS, separators=(",", ":")) + "\n").encode()
     layers = [(_layer(MT_MODEL, model), model), (_layer(MT_TEMPLATE, template), template),
               (_layer(MT_PARAMS, params), params)]

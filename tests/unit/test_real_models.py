@@ -82,7 +82,8 @@ def test_bytes_identical_across_generations(tmp_path, published):
 
 def test_manifest_layers(published):
     root, rows = published
-    assert set(rows) == {"testbed/real-tiny:latest", "testbed/real-tiny-hd16:latest"}
+    assert set(rows) == {f"testbed/{m}:latest" for m in ("real-tiny", "real-tiny-hd16", "real-tiny-think",
+                                                         "real-tiny-embed")}
     manifest, _ = _model_blob(root, "real-tiny")
     kinds = [x["mediaType"] for x in manifest["layers"]]
     assert kinds == [MT_MODEL, MT_TEMPLATE, MT_PARAMS]
@@ -92,3 +93,13 @@ def test_manifest_layers(published):
     assert json.loads((blobs / manifest["layers"][2]["digest"]).read_bytes())["stop"] == ["<|im_start|>", "<|im_end|>"]
     total = sum(x["size"] for x in manifest["layers"]) + manifest["config"]["size"]
     assert rows["testbed/real-tiny:latest"]["total_bytes"] == total
+
+
+def test_only_the_embedding_model_has_a_pooling_type_and_only_the_thinking_one_a_thinking_template(published):
+    root, _ = published
+    for spec in REAL_CATALOG:
+        manifest, path = _model_blob(root, spec.model)
+        assert gguf.is_embedding(gguf.read_kv(str(path))) == (spec.model == "real-tiny-embed")
+        template = (root / "v2" / "testbed" / spec.model / "blobs" / manifest["layers"][1]["digest"]).read_text()
+        assert ("{{ .Thinking }}" in template and template.endswith("{{ if $.Think }}<think>{{ end }}{{ end }}{{- end }}")) \
+            == (spec.model == "real-tiny-think")

@@ -30,8 +30,6 @@ STATUS_ERROR_PREFIXES = ("mlx:", "MLX:", "panic:", "fatal error:", "error:", "Er
                          "cudaMalloc failed", '"ERR"', "error loading model", "GGML_ASSERT",
                          "Deepseek2 does not support K-shift", "signal arrived during cgo execution",
                          "llama_init_from_model:")
-SINGLE_PARALLEL_FAMILIES = {"mllama", "qwen3vl", "qwen3vlmoe", "qwen35", "qwen35moe", "qwen3next",
-                            "lfm2", "lfm2moe", "nemotron_h", "nemotron_h_moe", "nemotron_h_omni"}
 _NO_TIMER_NS = 10 * 365 * 24 * 3600 * 10**9  # "forever" keep-alives need no timer
 
 
@@ -120,9 +118,8 @@ class Scheduler:
     def plan(self, model: Model, opts: dict, batch_auto: bool) -> Plan:
         kv = model.kv()
         family = model.config.get("model_family") or gguf.architecture(kv)
-        np = max(self.env.num_parallel, 1)
-        if family in SINGLE_PARALLEL_FAMILIES and np != 1:
-            np = 1
+        np = gguf.parallel_slots(self.env.num_parallel, family, gguf.is_embedding(kv))
+        if family in gguf.SINGLE_SLOT_FAMILIES and not gguf.is_embedding(kv) and max(self.env.num_parallel, 1) != 1:
             self.log.warn("sched.go:509", "model architecture does not currently support parallel requests",
                           "architecture", family)
         train = gguf.arch_uint(kv, "context_length")
@@ -139,7 +136,9 @@ class Scheduler:
         selected, main_gpu, sel_log = self._select(gpus, predicted, opts)
         fa = self._flash_attention(selected)
         num_batch = opts["num_batch"]
-        if batch_auto:
+        if batch_auto and gguf.is_embedding(kv):  # DefaultEmbeddingNumBatchForContext (llama_server.go)
+            num_batch = min(2048, requested) if requested > 0 else 2048
+        elif batch_auto:
             num_batch = self._auto_batch(predicted_ctx, predicted, selected, fa)
         use_mmap, mmap_auto = opts["use_mmap"], False
         if use_mmap is None and (opts["num_gpu"] == 0 or not selected):
@@ -397,8 +396,12 @@ class Scheduler:
         if self.env.kv_cache_type:
             a += ["--cache-type-k", self.env.kv_cache_type, "--cache-type-v", self.env.kv_cache_type]
         a += ["--flash-attn", p.flash_attention]
-        if p.num_batch > 0:
-            a += ["-b", str(p.num_batch), "-ub", str(p.num_batch)]
+        batch = p.num_batch
+        if gguf.is_embedding(m.kv()):  # appendBatchArgs: the batch at most the whole context
+            a.append("--embedding")
+            batch = min(batch, p.num_ctx * p.num_parallel) if p.num_ctx > 0 else batch
+        if batch > 0:
+            a += ["-b", str(batch), "-ub", str(batch)]
         if o["num_gpu"] > 0:
             a += ["-ngl", str(o["num_gpu"])]
         elif o["num_gpu"] == 0:

@@ -146,6 +146,7 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/api/pull"): self.pull,
             ("POST", "/api/generate"): self.generate,
             ("POST", "/api/chat"): self.chat,
+            ("POST", "/api/embed"): self.embed,
             ("POST", "/api/show"): self.show,
             ("POST", "/api/create"): self.create,
             ("POST", "/api/copy"): self.copy,
@@ -265,7 +266,7 @@ class Handler(BaseHTTPRequestHandler):
             out.append({
                 "name": name.display_shortest(), "model": name.display_shortest(),
                 "modified_at": slog.rfc3339_nano(m.mtime_ns), "size": m.size(), "digest": m.digest,
-                "details": details, "capabilities": ["completion"], "_mtime": m.mtime_ns,
+                "details": details, "capabilities": model.capabilities(), "_mtime": m.mtime_ns,
             })
         out.sort(key=lambda x: x["_mtime"] // 10**9, reverse=True)
         for x in out:
@@ -388,7 +389,7 @@ class Handler(BaseHTTPRequestHandler):
             "template": model.template,
             "details": model.details(),
             "model_info": kv,
-            "capabilities": ["completion"],
+            "capabilities": model.capabilities(),
             "modified_at": slog.rfc3339_nano(model.manifest.mtime_ns),
         }
         if model.system:
@@ -459,6 +460,14 @@ class Handler(BaseHTTPRequestHandler):
         if empty and keep_alive == 0:
             a.sched.expire_model(model)
             return self._reply(req, chat, base, "unload")
+        # GenerateHandler / ChatHandler: a thinking model thinks unless the request says think=false;
+        # asking another model to think, or an embedding model to generate, is a 400.
+        caps, think = model.capabilities(), req.get("think")
+        if "thinking" not in caps and think not in (None, False, ""):
+            return self.json(400, {"error": f"{_go_q(raw)} does not support thinking"})
+        if "completion" not in caps:
+            return self.json(400, {"error": f"{_go_q(raw)} does not support {'chat' if chat else 'generate'}"})
+        thinking = "thinking" in caps and think is not False
         try:
             opts, _ctx_auto, batch_auto = a.sched.options(model, req.get("options"))
             runner, _ = a.sched.acquire(model, opts, batch_auto, keep_alive)
@@ -473,7 +482,39 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if empty:
                 return self._reply(req, chat, base, "load")
-            self._run(req, chat, base, runner, opts, prompt, system, load_ns, t_start)
+            self._run(req, chat, base, runner, opts, (prompt, system, thinking), load_ns, t_start)
+        finally:
+            a.sched.release(runner)
+
+    def embed(self, req: dict) -> None:
+        """EmbedHandler: any model loads (no capability is required); no input only loads it."""
+        a = self.app
+        t_start = time.monotonic_ns()
+        raw, given = req.get("model") or "", req.get("input")
+        texts = [given] if isinstance(given, str) and given else given if isinstance(given, list) else []
+        if (given is not None and not isinstance(given, (str, list))) or not all(isinstance(t, str) for t in texts):
+            return self.json(400, {"error": "invalid input type"})
+        model = self.find_model(raw)
+        if model is None:
+            return self.json(404, {"error": f"model '{raw}' not found"})
+        try:
+            keep_alive = goparse.parse_request_keep_alive(req.get("keep_alive"))
+            opts, _ctx_auto, batch_auto = a.sched.options(model, req.get("options"))
+            runner, _ = a.sched.acquire(model, opts, batch_auto, keep_alive)
+        except ValueError as e:
+            return self.json(400, {"error": str(e)})
+        except (OptionError, LoadError) as e:
+            return self.json(500, {"error": str(e)})
+        except Busy as e:
+            return self.json(503, {"error": str(e)})
+        load_ns = time.monotonic_ns() - t_start
+        try:
+            if not texts:
+                return self.json(200, {"model": raw, "embeddings": []})
+            width = gguf.arch_uint(model.kv(), "embedding_length") or 8
+            self.json(200, {"model": raw, "embeddings": [textgen.embedding(t, width) for t in texts],
+                            "total_duration": time.monotonic_ns() - t_start, "load_duration": load_ns,
+                            "prompt_eval_count": sum(textgen.count_tokens(t) for t in texts)})
         finally:
             a.sched.release(runner)
 
@@ -490,7 +531,11 @@ class Handler(BaseHTTPRequestHandler):
             self.chunk(obj)
             self.end_stream()
 
-    def _run(self, req, chat, base, runner, opts, prompt, system, load_ns, t_start) -> None:
+    def _run(self, req, chat, base, runner, opts, text_in, load_ns, t_start) -> None:
+        """Stream the reply; with ``thinking`` every token goes to the thinking field (the prompt
+        ends in the opening tag and the double never writes the closing one)."""
+        prompt, system, thinking = text_in
+        field = "thinking" if thinking else ("content" if chat else "response")
         cfg = self.app.cfg["tokens_per_s"]
         rate = float(cfg["gpu"] if runner.fully_on_gpu else cfg["cpu"]) or 1.0
         tokens = textgen.reply_tokens(prompt)
@@ -514,22 +559,11 @@ class Handler(BaseHTTPRequestHandler):
             out.append(tok)
             text += tok
             if stream and tok:
-                obj = {**base, "created_at": _now()}
-                if chat:
-                    obj["message"] = {"role": "assistant", "content": tok}
-                else:
-                    obj["response"] = tok
-                obj["done"] = False
-                self.chunk(obj)
+                self.chunk(_message(base, chat, {field: tok}) | {"done": False})
             if hit is not None:
                 break
         eval_ns = time.monotonic_ns() - t_eval
-        final = {**base, "created_at": _now()}
-        content = "" if stream else text
-        if chat:
-            final["message"] = {"role": "assistant", "content": content}
-        else:
-            final["response"] = content
+        final = _message(base, chat, {} if stream else {field: text})
         final["done"] = True
         final["done_reason"] = reason
         if not chat and not req.get("raw"):  # tokens of prompt + reply (a deprecated field, still sent)
@@ -542,6 +576,25 @@ class Handler(BaseHTTPRequestHandler):
             self.end_stream()
         else:
             self.json(200, final)
+
+
+def _message(base: dict, chat: bool, text: dict) -> dict:
+    """A generate or chat reply object up to "done": api.GenerateResponse puts response (always) then
+    thinking (omitempty); api.Message content (always) then thinking (omitempty)."""
+    obj = {**base, "created_at": _now()}
+    body = {"content" if chat else "response": text.get("content", text.get("response", ""))}
+    if text.get("thinking"):
+        body["thinking"] = text["thinking"]
+    if chat:
+        obj["message"] = {"role": "assistant", **body}
+    else:
+        obj.update(body)
+    return obj
+
+
+def _go_q(s: str) -> str:
+    """Go's %q of a string (printable runes kept, quotes and backslashes escaped)."""
+    return json.dumps(s, ensure_ascii=False)
 
 
 def _go_g(x: float) -> str:

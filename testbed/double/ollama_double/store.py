@@ -152,6 +152,9 @@ class Manifest:
         return sum(int(layer.get("size", 0)) for layer in self.layers + [self.config])
 
 
+_THINKING_ACTION = re.compile(r"([^\s{}]+)\s*\{\{-?\s*\.Thinking\s*-?\}\}\s*([^\s{}]+)")
+
+
 @dataclasses.dataclass
 class Model:
     """What the scheduler and the API need to know about one local model."""
@@ -180,6 +183,22 @@ class Model:
         if self._kv is None:
             self._kv = gguf.read_kv(self.model_path)
         return self._kv
+
+    def thinking_tags(self) -> tuple[str, str]:
+        """thinking.InferTags, for templates shaped like deepseek-r1's: the text either side of
+        ``{{ .Thinking }}`` inside a range over .Messages ("", "" when there is none)."""
+        if "range" not in self.template or ".Messages" not in self.template:
+            return "", ""
+        m = _THINKING_ACTION.search(self.template)
+        return (m.group(1), m.group(2)) if m else ("", "")
+
+    def capabilities(self) -> list[str]:
+        """Model.Capabilities (server/images.go) for a GGUF model with a Go template: embedding when
+        the metadata has <arch>.pooling_type, else completion; then the template's tools, insert,
+        thinking."""
+        caps = ["embedding" if gguf.is_embedding(self.kv()) else "completion"]
+        caps += [c for c, field in (("tools", ".Tools"), ("insert", ".Suffix")) if field in self.template]
+        return caps + (["thinking"] if all(self.thinking_tags()) else [])
 
     def details(self, with_parent: bool = True) -> dict:
         """api.ModelDetails; /api/tags and /api/show name the parent model, /api/ps does not."""

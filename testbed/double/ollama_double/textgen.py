@@ -28,3 +28,11 @@ def count_tokens(text: str) -> int:
 def token_ids(text: str) -> list[int]:
     """Stand-in token ids for /api/generate's ``context`` (stable per token, like a vocabulary)."""
     return [zlib.crc32(t.encode()) % 32000 for t in re.findall(r"\w+|[^\w\s]+", text)]
+
+
+def embedding(text: str, width: int) -> list[float]:
+    """A unit-length stand-in vector of ``width`` values, the same for the same text (Ollama
+    normalises /api/embed vectors)."""
+    raw = [((zlib.crc32(f"{i}:{text}".encode()) % 2001) - 1000) / 1000 for i in range(width)]
+    norm = sum(x * x for x in raw) ** 0.5 or 1.0
+    return [x / norm for x in raw]
