@@ -93,9 +93,10 @@ def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -
         params = model_parameters(s, model)
         ctx = min(int(params.get("num_ctx") or s.ollama_context_length or default_context(vram_total)),
                   info.context_length)
-        kv = kv_cache_bytes(info, ctx, parallel, kv_type)
+        slots = info.slots(parallel)  # embedding models and some families get one (sched.go)
+        kv = kv_cache_bytes(info, ctx, slots, kv_type)
         needs[model] = (info.weights_bytes + kv, f"weights {_gib(info.weights_bytes)} + KV cache {_gib(kv)} "
-                                                 f"at context {ctx} x {parallel} parallel, {kv_type}")
+                                                 f"at context {ctx} x {slots} parallel, {kv_type}")
     knobs = "lower ollama_context_length or ollama_num_parallel, " + (
         "" if kv_type in QUANTIZED_KV else "set ollama_kv_cache_type=q8_0, ") + "or pick a smaller model"
     problems = []

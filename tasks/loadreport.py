@@ -30,11 +30,15 @@ def summarize(results: list[dict], wall_s: float | None = None) -> dict:
     latency = [r["latency_s"] * 1000 for r in ok]
     ttft = [r["ttft_ms"] for r in ok]
     tps = [r["tokens_per_s"] for r in ok]
+    # Thinking models: TTFT counts the first reasoning token; the answer's first token comes later.
+    answer = [r["answer_ms"] for r in ok if r.get("answer_ms") is not None]
     return {
         "requests": len(results), "succeeded": len(ok),
         "success_rate": len(ok) / len(results) if results else 0.0,
         "latency_ms": {f"p{p}": percentile(latency, p) for p in (50, 95, 99)},
         "ttft_ms": {f"p{p}": percentile(ttft, p) for p in (50, 95, 99)},
+        "answer_ms": {f"p{p}": percentile(answer, p) for p in (50, 95)},
+        "thinking_requests": sum(bool(r.get("thinking")) for r in ok),
         "tokens_per_s": {"mean": sum(tps) / len(tps) if tps else None, "p50": percentile(tps, 50)},
         "requests_per_s": len(ok) / wall_s if wall_s else None,
         "errors": sorted({r["error"] for r in results if not r["ok"]})[:5],

@@ -6,7 +6,9 @@
 Requests go to each host's Ollama through its SSH connection (never to an exposed port). Levels are
 seed 002's (quick: 20 requests, 5 at once; standard: 100/10; comprehensive: 500/20); --checklist adds
 seed 001's (cold start, warm single request, 4 and 10 at once, keep-alive persistence). Targets
-come from `ollama_targets` (seed 004). Exit 0 when the benchmark ran (failed targets are printed),
+come from `ollama_targets` (seed 004). Each host is measured with the first of its models that can
+generate; TTFT is the first token of either kind, so for a thinking model it is the first reasoning
+token, and `answer_ms` the first answer token (see tasks/smoke.py). Exit 0 when the benchmark ran (failed targets are printed),
 2 when a host could not be reached.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ from urllib.parse import urlsplit
 from . import loadreport
 from .inventory_data import load_host_data
 from .settings import api_url, resolve
-from .smoke import generate_timed, smoke_model
+from .smoke import generate_timed, generating_model, smoke_candidates
 from .tunnel import TunnelledHTTP, ssh_client
 
 LEVELS = {"quick": (20, 5), "standard": (100, 10), "comprehensive": (500, 20)}
@@ -40,7 +42,12 @@ class HostTarget:
         self.client = ssh_client(data.get("ssh_hostname") or name, data.get("ssh_config_file"))
         api = urlsplit(api_url(self.settings))
         self.api_host, self.api_port = api.hostname, api.port
-        self.model = smoke_model(self.settings)
+        candidates = smoke_candidates(self.settings)
+        self.model, _ = generating_model(candidates, lambda m: self.api("POST", "/api/show", {"model": m})
+                                         .get("capabilities") or [])
+        if self.model is None:
+            raise LookupError(f"none of its models can generate ({', '.join(candidates) or 'no models'}), "
+                              "so there is nothing to measure")
 
     def connection(self, timeout: float = 120):
         return TunnelledHTTP(self.client.get_transport(), self.api_port, timeout, self.api_host)
@@ -141,7 +148,7 @@ def main(argv=None) -> int:
     for name, data in load_host_data(args.inventory):
         try:
             targets.append(HostTarget(name, data))
-        except Exception as e:  # unreachable or unknown host key: reported, the others still run
+        except Exception as e:  # unreachable, unknown host key, nothing to measure: reported, the others run
             unreachable.append(f"{name}: {e}")
     with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
         runs = list(pool.map(lambda t: bench_host(t, args.level, args.checklist, deadline), targets))

@@ -63,6 +63,12 @@ class ModelInfo:
     key_length: int
     value_length: int
     context_length: int       # n_ctx_train
+    kv_heads_in_file: bool = True  # head_count_kv given (Ollama's estimate takes 1 when it is not)
+    embedding: bool = False   # <arch>.pooling_type given: cannot generate, one slot
+
+    def slots(self, num_parallel: int) -> int:
+        """The parallel slots Ollama gives this model (see gguf.parallel_slots)."""
+        return gguf.parallel_slots(num_parallel, self.architecture, self.embedding)
 
 
 class ModelInfoError(Exception):
@@ -297,8 +303,8 @@ def model_info_from_kv(name: str, kv: dict, weights_bytes: int) -> ModelInfo:
     HeadCountMax; ``head_count_kv`` may be a scalar (repeated for every layer) or
     a per-layer array (padded like ``KV.HeadCountKV``); key/value length default
     to ``embedding_length / HeadCountMin`` (``EmbeddingHeadCountMax``).  A missing
-    ``head_count_kv`` means no grouped-query attention (llama.cpp's default,
-    n_head_kv = n_head).
+    ``head_count_kv`` means no grouped-query attention in llama.cpp (n_head_kv =
+    n_head, what it allocates) but 1 in Ollama's own estimate (``HeadCountKVMin``).
 
     Example::
 
@@ -357,6 +363,8 @@ def model_info_from_kv(name: str, kv: dict, weights_bytes: int) -> ModelInfo:
         key_length=key_length if key_length else head_dim,
         value_length=value_length if value_length else head_dim,
         context_length=context_length,
+        kv_heads_in_file=kv_heads is not None,
+        embedding=gguf.is_embedding(kv),
     )
 
 
@@ -462,7 +470,8 @@ def ollama_estimate(info: ModelInfo, num_ctx: int, num_parallel: int) -> int:
 
         ollama_estimate(info, num_ctx=8192, num_parallel=1)
     """
-    kv_heads = min(info.head_count_kv) if info.head_count_kv else 1
-    kv_heads = kv_heads or 1  # PredictServerVRAM: "if kvHeads == 0 { kvHeads = 1 }"
+    # HeadCountKVMin defaults to 1 when the file has no head_count_kv (fs/ggml), and
+    # PredictServerVRAM: "if kvHeads == 0 { kvHeads = 1 }".
+    kv_heads = (min(info.head_count_kv) if info.kv_heads_in_file and info.head_count_kv else 1) or 1
     head_dim = info.embedding_length // info.head_count if info.head_count > 0 else 0
     return info.weights_bytes + 2 * info.block_count * kv_heads * head_dim * _ctx_total(info, num_ctx, num_parallel) * 2

@@ -2,6 +2,16 @@
 never exposed for this): time to first token, tokens/s and load time from Ollama's own timing
 fields (nanoseconds). The host fails, with the reason, if it does not answer.
 
+The model is the first of the host's models that can generate: Ollama's /api/show lists
+`completion` among its capabilities (an embedding model has only `embedding`, and /api/generate
+answers it with 400). A host with none is skipped with a line saying so.
+
+Thinking models (deepseek-r1, qwen3, gpt-oss): Ollama turns thinking on when a request omits
+`think`, as clients do, and streams the reasoning in `thinking` before any `response`. TTFT is
+the time to the first generated token of either kind (what the prompt and the queue cost, which
+is what ollama_targets bounds); `answer_ms` is the time to the first `response` token, or null
+when the reasoning outlasted the tokens asked for.
+
 Results go to reports/smoke/<host>.json on the control node (the demo and verify read them).
 
 Example (deploy.py):
@@ -36,57 +46,100 @@ def generate_timed(conn: http.client.HTTPConnection, model: str, prompt: str, nu
     reply = conn.getresponse()
     if reply.status != 200:
         raise RuntimeError(f"HTTP {reply.status}: {reply.read().decode(errors='replace')[:300]}")
-    ttft, text, final = None, [], None
+    first = {}  # "thinking" / "response" -> seconds to the first token of that kind
+    text, thought, final = [], [], None
     for raw in reply:
         chunk = json.loads(raw)
         if "error" in chunk:
             raise RuntimeError(chunk["error"])
-        if chunk.get("response") and ttft is None:
-            ttft = time.monotonic() - started
-        text.append(chunk.get("response", ""))
+        for kind, parts in (("thinking", thought), ("response", text)):
+            if chunk.get(kind):
+                first.setdefault(kind, time.monotonic() - started)
+                parts.append(chunk[kind])
         if chunk.get("done"):
             final = chunk
             break
-    if final is None or ttft is None:
+    if final is None or not first:
         raise RuntimeError("stream ended without tokens or without a done chunk")
     eval_s = final.get("eval_duration", 0) / 1e9
-    return {"model": model, "ttft_ms": round(ttft * 1000, 1),
+    answer = first.get("response")
+    return {"model": model, "ttft_ms": round(min(first.values()) * 1000, 1),
+            "answer_ms": None if answer is None else round(answer * 1000, 1), "thinking": bool(thought),
             "tokens_per_s": round(final.get("eval_count", 0) / eval_s, 2) if eval_s else 0.0,
             "eval_count": final.get("eval_count", 0), "load_ms": round(final.get("load_duration", 0) / 1e6, 1),
             "total_ms": round(final.get("total_duration", 0) / 1e6, 1), "response": "".join(text)[:200]}
 
 
-def _smoke(state, host, model: str, prompt: str, timeout: float, api: str, changes=()):
+def capabilities(conn: http.client.HTTPConnection, model: str) -> list[str]:
+    """What the host's Ollama says `model` can do (/api/show); raises with Ollama's error text."""
+    conn.request("POST", "/api/show", body=json.dumps({"model": model}), headers={"Content-Type": "application/json"})
+    reply = conn.getresponse()
+    body = json.loads(reply.read() or b"{}")
+    if reply.status != 200:
+        raise RuntimeError(f"HTTP {reply.status}: {body.get('error', body)} (/api/show)")
+    return list(body.get("capabilities") or [])
+
+
+def generating_model(candidates: list[str], capabilities_of) -> tuple[str | None, list[str]]:
+    """The first candidate whose capabilities include completion, and a note per one passed over.
+
+    >>> generating_model(["e", "g"], {"e": ["embedding"], "g": ["completion", "thinking"]}.get)
+    ('g', ['e (embedding)'])
+    """
+    passed = []
+    for model in candidates:
+        caps = capabilities_of(model)
+        if "completion" in caps:
+            return model, passed
+        passed.append(f"{model} ({', '.join(caps) or 'no capabilities'})")
+    return None, passed
+
+
+def _smoke(state, host, candidates: list[str], prompt: str, timeout: float, api: str, changes=()):
+    changed, model = any(m.did_change() for m in changes), candidates[0]
     conn = api_connection(host, timeout, api)
     try:
+        model, passed = generating_model(candidates, lambda m: capabilities(conn, m))
+        for note in passed:
+            logger.warning(f"[{host.name}] smoke: {note} cannot generate, passed over")
+        if model is None:
+            logger.warning(f"[{host.name}] smoke skipped: none of {', '.join(candidates)} can generate")
+            return
         result = generate_timed(conn, model, prompt)
     except (OSError, RuntimeError, ValueError, http.client.HTTPException) as e:
-        fail_with_rollback(host, f"smoke generate with {model} failed: {e}",
-                           any(m.did_change() for m in changes), int(timeout))
+        fail_with_rollback(host, f"smoke generate with {model} failed: {e}", changed, int(timeout))
     finally:
         conn.close()
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     (REPORT_DIR / f"{host.name}.json").write_text(json.dumps({"host": host.name, **result}, indent=2))
-    logger.info(f"[{host.name}] smoke {model}: TTFT {result['ttft_ms']} ms, {result['tokens_per_s']} tok/s, "
+    answer = "" if not result["thinking"] else (
+        f" (a thinking model: first answer token at {result['answer_ms']} ms)" if result["answer_ms"] is not None
+        else " (a thinking model: still reasoning after 16 tokens)")
+    logger.info(f"[{host.name}] smoke {model}: TTFT {result['ttft_ms']} ms{answer}, {result['tokens_per_s']} tok/s, "
                 f"load {result['load_ms']} ms")
 
 
-def smoke_model(settings) -> str | None:
-    """The model checks run against: the smoke model or the first selected one, tuned if it has parameters."""
-    models = selected_models(settings)
-    model = settings.ollama_smoke_model or (models[0] if models else None)
-    if model and canonical_model(model) in {canonical_model(m) for m in settings.ollama_model_parameters}:
-        model = tuned_name(model)  # the tuning is what the checks must exercise
-    return model
+def check_names(model: str, settings) -> str:
+    """The name the checks use for `model`: its tuned variant when it has parameters (the tuning is
+    what the checks must exercise)."""
+    tuned = {canonical_model(m) for m in settings.ollama_model_parameters}
+    return tuned_name(model) if canonical_model(model) in tuned else model
+
+
+def smoke_candidates(settings) -> list[str]:
+    """The models the checks may run against, in order: the smoke model alone when one is set, else
+    every selected model (the first that can generate is used)."""
+    models = [settings.ollama_smoke_model] if settings.ollama_smoke_model else selected_models(settings)
+    return [check_names(m, settings) for m in models]
 
 
 @deploy("Smoke")
 def smoke_test(changes=()):
     """`changes`: the operations whose change would be rolled back if the smoke fails."""
     settings = plan_for(host).settings
-    model = smoke_model(settings)
-    if not settings.ollama_run_smoke or model is None:
+    candidates = smoke_candidates(settings)
+    if not settings.ollama_run_smoke or not candidates:
         return
-    python.call(name=f"Smoke: generate with {model}", function=_smoke, model=model,
+    python.call(name="Smoke: generate with the first model that can", function=_smoke, candidates=candidates,
                 prompt=settings.ollama_smoke_prompt, timeout=float(settings.ollama_api_timeout), api=api_url(settings),
                 changes=list(changes))

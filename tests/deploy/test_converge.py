@@ -158,3 +158,27 @@ def test_a_context_above_what_the_model_was_trained_on_is_said_at_plan_time(depl
     assert (f"[{cpu}] ollama_context_length is 8192 but {model} was trained on 4096 tokens: "
             "Ollama runs it at 4096") in first_run.stderr
     assert first_run.stderr.count("was trained on") == 1  # the double's models were trained on 131072
+
+
+def test_a_thinking_or_embedding_model_first_in_the_list_still_passes_the_smoke(deploy_testbed, first_run,
+                                                                               tmp_path):
+    """Seed 000 lists deepseek-r1:7b first. On real Ollama a thinking model streams only `thinking`
+    for a while, and an embedding model cannot generate at all (400): the smoke passes over the
+    embedding model, measures the thinking one, and verify still loads what it checks."""
+    tb = deploy_testbed
+    host = next(h.name for h in tb.hosts if tb.ollama_kind(h.profile) == "real")
+    embed, think = "testbed/real-tiny-embed", "testbed/real-tiny-think"
+    run = run_deploy(inventory_with(tb, tmp_path, host, ollama_models=[embed, think]), "--limit", host)
+    assert run.rc == 0, run.stderr[-3000:]
+    assert f"[{host}] smoke: {embed} (embedding) cannot generate, passed over" in run.stderr
+    smoke = json.loads((PROJECT_ROOT / "reports/smoke" / f"{host}.json").read_text())
+    assert smoke["model"] == think and smoke["thinking"] and smoke["ttft_ms"] > 0 and smoke["eval_count"] == 16
+    assert smoke["answer_ms"] is None and smoke["response"] == ""  # the tiny model never stops reasoning
+    only_embed = run_deploy(inventory_with(tb, tmp_path, host, ollama_models=[embed]), "--limit", host)
+    assert only_embed.rc == 0, only_embed.stderr[-3000:]
+    assert f"[{host}] smoke skipped: none of {embed} can generate" in only_embed.stderr
+    report = json.loads((PROJECT_ROOT / "reports/verify" / f"{host}.json").read_text())
+    assert report["ok"] and any(c["setting"] == f"offload {embed}:latest" for c in report["checks"])
+    back = run_deploy(tb.inventory_path, "--limit", host, "--data", "ollama_prune_models=true")
+    assert back.rc == 0, back.stderr[-3000:]
+    assert embed not in ssh(tb, host, "ollama list").stdout

@@ -9,6 +9,7 @@ from tasks.configure import render_dropin
 from tasks.facts import RELEASE_MARKER, canonical_model
 from tasks.release import artifact_for
 from tasks.settings import DROPIN_DIR, DROPIN_FILES, dropins, listens_on_loopback, selected_models
+from tasks.smoke import generating_model, smoke_candidates
 
 API = "http://127.0.0.1:11434"
 
@@ -104,7 +105,8 @@ MAX_EXPOSURE = {"cpu": 1.1, "gpu": 1.2}
 def test_unit_sandbox_exposure_is_at_most_the_standard(target):
     h, s = target.host, target.settings
     # Scored while Ollama serves and has just loaded a model and generated under this sandbox.
-    model = s.ollama_smoke_model or (selected_models(s) or [None])[0]
+    model, _ = generating_model(smoke_candidates(s), lambda m: json.loads(
+        h.check_output(f"curl -sS {API}/api/show -d {shlex.quote(json.dumps({'model': m}))}")).get("capabilities", []))
     if model:
         body = json.dumps({"model": model, "prompt": "hi", "stream": False, "options": {"num_predict": 2}})
         assert json.loads(h.check_output(f"curl -fsS {API}/api/generate -d {shlex.quote(body)}"))["done"]

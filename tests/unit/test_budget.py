@@ -1,5 +1,7 @@
 """The memory budget counts what Ollama 0.32.15 counts: the GPUs left after CUDA_VISIBLE_DEVICES, each
 less OLLAMA_GPU_OVERHEAD, for the VRAM-tiered default context (server/routes.go)."""
+from dataclasses import replace
+
 from tasks.budget import check_budget, default_context, default_context_vram, gpus_ollama_sees, overhead_problems
 from tasks.modelinfo import ModelInfo
 from tasks.plan import settings_from
@@ -52,3 +54,12 @@ def test_a_model_too_big_for_one_gpu_fits_across_both_without_spread():
     assert check_budget(s, hw, {"m": _model(7)}) == []
     (problem,) = check_budget(s, hw, {"m": _model(12)})
     assert "all GPUs together 11.2 GiB" in problem and "sched_spread" not in problem
+
+
+def test_an_embedding_model_is_budgeted_with_one_slot():
+    # Ollama loads embedding models with parallel=1 (sched.go), so 4 slots would over-count its KV.
+    hw, s = _dual(ollama_num_parallel=4, ollama_context_length=4096)
+    big_kv = replace(_model(1), block_count=1000, head_count_kv=(8,) * 1000, context_length=8192)
+    (problem,) = check_budget(s, hw, {"m": big_kv})
+    assert "x 4 parallel" in problem
+    assert check_budget(s, hw, {"m": replace(big_kv, embedding=True)}) == []

@@ -201,6 +201,28 @@ def test_per_layer_head_count_kv():
     assert ollama_estimate(info, 100, 1) == 1000 + 2 * 4 * 1 * (2048 // 8) * 100 * 2
 
 
+def test_missing_head_count_kv_is_n_head_for_llama_cpp_and_1_for_ollamas_estimate():
+    kv = {"general.architecture": "llama", "llama.block_count": 2, "llama.context_length": 4096,
+          "llama.embedding_length": 64, "llama.attention.head_count": 4}
+    info = model_info_from_kv("m", kv, 1000)
+    assert info.head_count_kv == (4, 4) and not info.kv_heads_in_file
+    assert kv_cache_bytes(info, 100, 1) == 100 * 2 * 4 * (16 + 16) * 2  # llama.cpp: n_head_kv = n_head
+    assert ollama_estimate(info, 100, 1) == 1000 + 2 * 2 * 1 * 16 * 100 * 2  # HeadCountKVMin default 1
+    given = model_info_from_kv("m", {**kv, "llama.attention.head_count_kv": 4}, 1000)
+    assert ollama_estimate(given, 100, 1) == 1000 + 2 * 2 * 4 * 16 * 100 * 2
+
+
+def test_an_embedding_model_has_one_slot_whatever_num_parallel():
+    kv = {"general.architecture": "bert", "bert.block_count": 2, "bert.context_length": 512,
+          "bert.embedding_length": 64, "bert.attention.head_count": 2, "bert.pooling_type": 1}
+    info = model_info_from_kv("e", kv, 1000)
+    assert info.embedding and info.slots(4) == 1
+    kv.pop("bert.pooling_type")
+    assert model_info_from_kv("e", kv, 1000).slots(4) == 4
+    qwen35 = {k.replace("bert", "qwen35"): v for k, v in kv.items()} | {"general.architecture": "qwen35"}
+    assert model_info_from_kv("q", qwen35, 1).slots(4) == 1  # a family Ollama keeps to one slot
+
+
 def test_missing_required_key_names_it():
     with pytest.raises(ModelInfoError, match="'m'.*llama.block_count"):
         model_info_from_kv("m", {"general.architecture": "llama"}, 1)
