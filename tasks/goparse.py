@@ -760,19 +760,3 @@ def shown_params(params: dict) -> dict:
         else:
             out[key] = list(vals)
     return out
-
-
-# OLLAMA_* variables that Ollama 0.32.15 reads but leaves out of envconfig.AsMap(), so they never show
-# in the `server config` line (found by grepping the tag's Go code for "OLLAMA_" literals and taking
-# away AsMap's keys). Verify must not call these "never read".
-SERVER_READS_UNLOGGED = {
-    "OLLAMA_EXPERIMENT": "server/routes.go:90 (experiment names, comma-separated)",
-    "OLLAMA_CLOUD_BASE_URL": "server/cloud_proxy.go:31 (the cloud proxy's base URL)",
-    "OLLAMA_LLAMA_CPP_COMPAT": "llama/compat inside llama-server and llama-quantize ('0' turns the hooks off)",
-}
-# Read by the `ollama` command-line client or its agent, never by `ollama serve`.
-CLIENT_ONLY = {
-    "OLLAMA_AUTH": "api/client.go", "OLLAMA_API_KEY": "the client's cloud key",
-    "OLLAMA_AGENT_DISABLE_SHELL": "cmd/agent_tui.go", "OLLAMA_AGENT_DISABLE_WEBSEARCH": "cmd/agent_tui.go",
-    "OLLAMA_SKILLS": "agent/skills.go",
-}

@@ -46,13 +46,11 @@ DEFAULT_MODELS_DIR = "/usr/share/ollama/.ollama/models"  # Ollama's default unde
 
 
 def setting(default: Any, description: str, *, dropin: str | None = None, env: str | None = None,
-            directive: str | None = None, ollama_reads: bool | None = None, unit: str = "") -> Any:
-    """Declare a setting. `env` is an environment variable set in `dropin`, `directive` a [Service] line.
-    `ollama_reads` records whether Ollama itself reads the variable (reference §2b); False means it
-    only reaches the CUDA runtime / llama-server through the inherited environment."""
+            directive: str | None = None, unit: str = "") -> Any:
+    """Declare a setting. `env` is an environment variable set in `dropin` (whether Ollama reads it is
+    tasks/ollama_env's declaration), `directive` a [Service] line."""
     return Field(default, description=description,
-                 json_schema_extra={"dropin": dropin, "env": env, "directive": directive,
-                                    "ollama_reads": ollama_reads, "unit": unit})
+                 json_schema_extra={"dropin": dropin, "env": env, "directive": directive, "unit": unit})
 
 
 class OllamaSettings(BaseModel):
@@ -81,49 +79,49 @@ class OllamaSettings(BaseModel):
     # performance.conf
     ollama_flash_attention: bool | None = setting(
         None, "Flash attention; unset lets llama.cpp decide per model and device (auto).",
-        dropin="performance.conf", env="OLLAMA_FLASH_ATTENTION", ollama_reads=True)
+        dropin="performance.conf", env="OLLAMA_FLASH_ATTENTION")
     ollama_keep_alive: str | int | None = setting(
         None, "How long an idle model stays loaded (Go duration such as 30m, or seconds; negative = forever).",
-        dropin="performance.conf", env="OLLAMA_KEEP_ALIVE", ollama_reads=True, unit="duration")
+        dropin="performance.conf", env="OLLAMA_KEEP_ALIVE", unit="duration")
     ollama_context_length: int | None = setting(
         None, "Default context length per request (0 = Ollama's VRAM-based default).",
-        dropin="performance.conf", env="OLLAMA_CONTEXT_LENGTH", ollama_reads=True, unit="tokens")
+        dropin="performance.conf", env="OLLAMA_CONTEXT_LENGTH", unit="tokens")
     ollama_num_parallel: int | None = setting(
         None, "Parallel requests per loaded model (1-256); each gets its own context.",
-        dropin="performance.conf", env="OLLAMA_NUM_PARALLEL", ollama_reads=True)
+        dropin="performance.conf", env="OLLAMA_NUM_PARALLEL")
     ollama_max_loaded_models: int | None = setting(
         None, "Models kept loaded at once (0 = 3 per GPU).",
-        dropin="performance.conf", env="OLLAMA_MAX_LOADED_MODELS", ollama_reads=True)
+        dropin="performance.conf", env="OLLAMA_MAX_LOADED_MODELS")
     ollama_max_queue: int | None = setting(
         None, "Requests waiting before the server answers 503 busy.",
-        dropin="performance.conf", env="OLLAMA_MAX_QUEUE", ollama_reads=True)
+        dropin="performance.conf", env="OLLAMA_MAX_QUEUE")
     ollama_kv_cache_type: Literal[KV_CACHE_TYPES] | None = setting(
         None, "KV cache type (llama.cpp's f16 when unset); the block types (q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1) "
               "need flash attention and a head size of a multiple of 32, or the model fails to load.",
-        dropin="performance.conf", env="OLLAMA_KV_CACHE_TYPE", ollama_reads=True)
+        dropin="performance.conf", env="OLLAMA_KV_CACHE_TYPE")
 
     # 10-gpu.conf
     ollama_cuda_visible_devices: str | None = setting(
         None, "GPUs Ollama may use, by index (in CUDA_DEVICE_ORDER) or UUID, comma-separated.",
-        dropin="10-gpu.conf", env="CUDA_VISIBLE_DEVICES", ollama_reads=True)
+        dropin="10-gpu.conf", env="CUDA_VISIBLE_DEVICES")
     ollama_cuda_device_order: Literal["PCI_BUS_ID", "FASTEST_FIRST"] | None = setting(
         None, "CUDA device numbering; PCI_BUS_ID matches nvidia-smi's order.",
-        dropin="10-gpu.conf", env="CUDA_DEVICE_ORDER", ollama_reads=False)
+        dropin="10-gpu.conf", env="CUDA_DEVICE_ORDER")
     ollama_sched_spread: bool | None = setting(
         None, "Split every model across all GPUs, even one that fits on one GPU (without it, a model too big "
               "for any single GPU already goes across all of them).",
-        dropin="10-gpu.conf", env="OLLAMA_SCHED_SPREAD", ollama_reads=True)
+        dropin="10-gpu.conf", env="OLLAMA_SCHED_SPREAD")
     ollama_vulkan: bool | None = setting(
         None, "Ollama's Vulkan backend (on when unset, in 0.32.15 on Linux); it drives an NVIDIA card too, and "
               "CUDA_VISIBLE_DEVICES does not hide the card from it.",
-        dropin="10-gpu.conf", env="OLLAMA_VULKAN", ollama_reads=True)
+        dropin="10-gpu.conf", env="OLLAMA_VULKAN")
     ollama_llm_library: str | None = setting(
         None, "Restrict GPU discovery to one library directory under lib/ollama (cuda_v12, cuda_v13, vulkan, ...).",
-        dropin="10-gpu.conf", env="OLLAMA_LLM_LIBRARY", ollama_reads=True)
+        dropin="10-gpu.conf", env="OLLAMA_LLM_LIBRARY")
     ollama_gpu_overhead: int | None = setting(
         None, "Bytes per GPU that Ollama subtracts when it picks the VRAM-tiered default context (and shows "
               "in its gpu memory log line); it reserves nothing when placing models.",
-        dropin="10-gpu.conf", env="OLLAMA_GPU_OVERHEAD", ollama_reads=True, unit="bytes")
+        dropin="10-gpu.conf", env="OLLAMA_GPU_OVERHEAD", unit="bytes")
 
     # resources.conf
     ollama_cpu_quota: str | None = setting(
@@ -139,20 +137,20 @@ class OllamaSettings(BaseModel):
     # unless an allowlist of client networks comes with the address.
     ollama_host: str | None = setting(
         None, "Address Ollama listens on ([scheme://]host[:port]); unset is 127.0.0.1:11434. A non-loopback "
-              "address needs ollama_allowed_networks.", dropin="listen.conf", env="OLLAMA_HOST", ollama_reads=True)
+              "address needs ollama_allowed_networks.", dropin="listen.conf", env="OLLAMA_HOST")
     ollama_allowed_networks: list[str] = setting(
         [], "Client networks (CIDR) admitted by an nftables rule when Ollama listens beyond loopback; "
             "all other sources are dropped.")
     ollama_origins: list[str] | None = setting(
         None, "Extra browser origins Ollama accepts (appended to its localhost defaults); '*' needs "
-              "ollama_allow_any_origin.", dropin="listen.conf", env="OLLAMA_ORIGINS", ollama_reads=True)
+              "ollama_allow_any_origin.", dropin="listen.conf", env="OLLAMA_ORIGINS")
     ollama_allow_any_origin: bool = setting(False, "Allow OLLAMA_ORIGINS='*' (any web page may call the API).")
     # On by default: at every start Ollama 0.32.15 otherwise calls ollama.com (model recommendations,
     # the cloud model cache), which leaks from private hosts and fails on air-gapped ones.
     ollama_no_cloud: bool = setting(
         True, "Turn off Ollama's cloud features: no calls to ollama.com at start (model recommendations, cloud "
-              "model cache) and no cloud models or web search.", dropin="listen.conf", env="OLLAMA_NO_CLOUD",
-        ollama_reads=True)
+              "model cache) and no cloud models or web search.", dropin="listen.conf",
+        env="OLLAMA_NO_CLOUD")
 
     ollama_resume_fix: bool = setting(
         False, "GPU hosts: a systemd sleep hook that reloads nvidia_uvm and restarts Ollama after resume (seed 003).")
@@ -160,7 +158,7 @@ class OllamaSettings(BaseModel):
     # models-path.conf
     ollama_models_dir: str = setting(
         DEFAULT_MODELS_DIR, "Where models are stored; a drop-in is written only when not the default.",
-        dropin="models-path.conf", env="OLLAMA_MODELS", ollama_reads=True)
+        dropin="models-path.conf", env="OLLAMA_MODELS")
 
     # Models and smoke test
     ollama_models: list[str] = setting([], "Models to pull (name[:tag]); present ones are skipped.")

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+from .ollama_env import side
 from .settings import OllamaSettings
 
 TABLE_START, TABLE_END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
@@ -18,9 +19,9 @@ def settings_table() -> str:
         kind = str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
         target = meta["env"] or meta["directive"]
         written = f"`{meta['dropin']}`: `{target}`" if meta["dropin"] else "—"
-        reads = {True: "yes", False: "no (CUDA runtime)", None: "—"}[meta["ollama_reads"]]
-        if meta["directive"]:
-            reads = "— (systemd)"
+        env = meta["env"] or ""
+        reads = ("— (systemd)" if meta["directive"] else "—" if not env else "yes" if side(env) == "server"
+                 else "no (CUDA runtime)" if env.startswith("CUDA_") else "no")
         rows.append(f"| `{key}` | `{kind}` | `{field.default!r}` | {meta['unit'] or '—'} | {written} | {reads} "
                     f"| {field.description.replace('|', '/')} |")
     return "\n".join(rows)

@@ -20,13 +20,13 @@ from pyinfra.api import deploy
 from pyinfra.operations import python
 
 from .budget import memory_max_bytes
-from .goparse import (CLIENT_ONLY, SERVER_READS_UNLOGGED, go_format_duration, ollama_bool, ollama_host,
-                      parse_keep_alive)
+from .goparse import go_format_duration, ollama_bool, ollama_host, ollama_uint, parse_keep_alive, parse_load_timeout
+from .ollama_env import READS, side
 from .plan import GPU_PROFILES, HostPlan, plan_for
 from .remote import shell
 from .rollback import fail_with_rollback
 from .settings import api_url, dropins
-from .smoke import smoke_model
+from .smoke import generating_model, smoke_candidates
 
 REPORT_DIR = Path("reports/verify")
 SUSPEND_HINT = ("after suspend/resume the NVIDIA UVM module can lose its state: "
@@ -51,14 +51,19 @@ def parse_server_config(line: str) -> dict[str, str]:
 
 
 def logged_form(env: str, raw: str) -> str:
-    """How Ollama prints a value in `server config` (envconfig.Values: parsed, then %v)."""
-    if env == "OLLAMA_KEEP_ALIVE":
+    """How Ollama prints a value in `server config`: parsed by its reader (tasks/ollama_env), then %v."""
+    reader = READS[env].reader if env in READS else "String"
+    if reader == "func KeepAlive":
         return go_format_duration(parse_keep_alive(raw))
-    if env == "OLLAMA_HOST":
+    if reader == "func LoadTimeout":
+        return go_format_duration(parse_load_timeout(raw))
+    if reader == "func Host":
         return ollama_host(raw).url
-    if raw in ("true", "false"):
+    if reader.startswith("Bool"):
         return "true" if ollama_bool(raw) else "false"
-    return str(int(raw)) if raw.isdigit() else raw
+    if reader.startswith("Uint"):  # Uint(<default>) / Uint64(<default>)
+        return str(ollama_uint(raw, int(reader.split("(")[1].rstrip(")"))))
+    return raw
 
 
 def _run(target, command: str) -> str:
@@ -95,12 +100,13 @@ def check_settings(plan: HostPlan, environment: list[str], logged: dict[str, str
         name = item.split("=", 1)[0]
         if not name.startswith("OLLAMA_") or not logged or name in logged:
             continue
-        if name in SERVER_READS_UNLOGGED:
+        files = ", ".join(READS[name].files) if name in READS else ""
+        if side(name) == "server":
             checks.append({"setting": name, "want": "a variable Ollama reads", "seen": item, "ok": True,
-                           "where": f"read by the server but never logged: {SERVER_READS_UNLOGGED[name]}"})
-        elif name in CLIENT_ONLY:
+                           "where": f"read by the server but never logged ({files})"})
+        elif side(name) == "client":
             checks.append({"setting": name, "want": "a variable the server reads", "seen": item, "ok": False,
-                           "where": f"read only by the ollama command-line client ({CLIENT_ONLY[name]}), "
+                           "where": f"read only by the ollama command-line client or app ({files}), "
                                     "never by the server"})
         else:
             checks.append({"setting": name, "want": "a variable Ollama reads", "seen": item, "ok": False,
@@ -167,6 +173,22 @@ def check_cloud(plan: HostPlan, journal: str) -> list[dict]:
              "ok": said[-1:] == ["true"] and not calls, "where": "Ollama start-up log"}]
 
 
+def _preload(target, api: str, candidates: list[str]) -> None:
+    """Load the first model that can generate (an empty prompt only loads), else the first one (an
+    embedding model: an /api/embed without input only loads). No keep_alive: a request's value
+    replaces the loaded model's (server/sched.go), and the host's OLLAMA_KEEP_ALIVE must stay."""
+    def capabilities_on_host(model: str) -> list[str]:
+        out = _run(target, f"curl -sS --max-time 30 {api}/api/show -d {shlex.quote(json.dumps({'model': model}))}")
+        try:
+            return json.loads(out or "{}").get("capabilities") or []
+        except (ValueError, AttributeError):
+            return []
+
+    model, _ = generating_model(candidates, capabilities_on_host)
+    path, body = ("generate", {"model": model, "prompt": ""}) if model else ("embed", {"model": candidates[0]})
+    _run(target, f"curl -fsS --max-time 120 {api}/api/{path} -d {shlex.quote(json.dumps(body))} >/dev/null")
+
+
 def _verify(state, host, plan: HostPlan, changes=()):
     show = _run(host, "systemctl show ollama.service -p Environment -p CPUQuotaPerSecUSec -p CPUWeight "
                       "-p MemoryMax -p InvocationID")
@@ -178,13 +200,10 @@ def _verify(state, host, plan: HostPlan, changes=()):
                          " | grep -a '^time=.* level='")
     config_lines = [line for line in journal.splitlines() if 'msg="server config"' in line]
     logged = parse_server_config(config_lines[-1]) if config_lines else {}
-    model = smoke_model(plan.settings)
     api = api_url(plan.settings)
-    if model:  # make sure the checked model is loaded, so /api/ps shows where it sits
-        # No keep_alive: a request's value replaces the loaded model's (server/sched.go), and the
-        # host's OLLAMA_KEEP_ALIVE is what must stay; an empty prompt only loads.
-        body = json.dumps({"model": model, "prompt": ""})
-        _run(host, f"curl -fsS --max-time 120 {api}/api/generate -d {shlex.quote(body)} >/dev/null")
+    candidates = smoke_candidates(plan.settings)
+    if candidates:  # make sure the checked model is loaded, so /api/ps shows where it sits
+        _preload(host, api, candidates)
     ps = json.loads(_run(host, f"curl -fsS --max-time 5 {api}/api/ps") or "{}")
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)",
                       _run(host, "systemd-analyze security ollama.service --no-pager 2>/dev/null | tail -1"))

@@ -120,7 +120,9 @@ def _run(cmd: list[str], work: Path, what: str, cwd: Path | None = None, env: di
     return proc.stdout
 
 
-def _ollama_source(work: Path) -> Path:
+def module_source(work: Path) -> Path:
+    """The pinned Go module's source in Go's module cache (read-only), downloaded if missing and
+    checked against the pinned sum; `work` gets the build.log of the download."""
     what = f"Go module {OLLAMA_MODULE}@v{OLLAMA_VERSION}"
     info = json.loads(_run(["go", "mod", "download", "-json", f"{OLLAMA_MODULE}@v{OLLAMA_VERSION}"],
                            work, f"download {what}", cwd=work, env={"GOFLAGS": "-mod=mod"}))
@@ -128,8 +130,13 @@ def _ollama_source(work: Path) -> Path:
         raise BuildError(f"download {what}: {info['Error']}")
     if info.get("Sum") != OLLAMA_MODULE_SUM:
         raise BuildError(f"{what}: sum {info.get('Sum')} is not the pinned {OLLAMA_MODULE_SUM}")
+    return Path(info["Dir"])
+
+
+def _ollama_source(work: Path) -> Path:
+    what = f"Go module {OLLAMA_MODULE}@v{OLLAMA_VERSION}"
     src = work / "ollama"
-    shutil.copytree(info["Dir"], src)
+    shutil.copytree(module_source(work), src)
     _run(["chmod", "-R", "u+w", str(src)], work, "make the module copy writable")
     pinned = (src / "LLAMA_CPP_VERSION").read_text().strip()
     if pinned != LLAMA_CPP_BUILD:

@@ -160,3 +160,15 @@ def test_cloud_calls_at_start_unless_cloud_is_off(ollama, no_cloud):
         srv.wait_log('msg="model recommendations refresh failed"')
         srv.wait_log('msg="model show cloud cache hydration failed"')
         assert "https://ollama.com/" in srv.line("model recommendations refresh failed")["error"]
+
+
+def test_the_declaration_of_variables_ollama_reads_matches_the_pinned_source(ollama, tmp_path):
+    """tasks/ollama_env.READS against the source of the pinned Go module (the one the real build
+    uses), and the server config line of a running server against READS' logged variables."""
+    from tasks.ollama_env import READS, differences, read_source
+    from testbed.real_ollama import module_source
+
+    if ollama.kind == "real":
+        assert differences(read_source(module_source(tmp_path))) == []
+    logged = {k for k in ollama.serve().server_config() if k.startswith("OLLAMA_")}
+    assert logged == {name for name, var in READS.items() if var.logged}

@@ -104,17 +104,20 @@ def test_parameters_for_an_unlisted_model_are_refused():
         resolve({"ollama_models": ["a"], "ollama_model_parameters": {"b": {"num_ctx": 4096}}})
 
 
-def test_ollama_reads_flags_agree_with_the_variables_ollama_logs():
-    """A setting marked as read by Ollama must be one of the variables in Ollama's `server config`
-    line (envconfig.AsMap, imitated by the test double from the reference); one marked as not read
-    must not be."""
+def test_every_variable_the_dropins_write_is_one_ollama_logs_and_the_double_logs_the_same():
+    """The drop-ins write only variables `ollama serve` reads and prints in `server config`
+    (tasks/ollama_env, checked against the pinned source by tests/conformance), and the double's
+    imitation of envconfig.AsMap has exactly the logged ones."""
     import sys
     sys.path.insert(0, str(ROOT / "tasks"))  # the double imports goparse as a top-level module
     sys.path.insert(0, str(ROOT / "testbed" / "double"))
     from ollama_double.env import ServerEnv
 
-    logged = set(ServerEnv({}).values())
+    from tasks.ollama_env import READS
+
+    logged = {name for name, var in READS.items() if var.logged}
+    assert {k for k in ServerEnv({}).values() if k.startswith("OLLAMA_")} == logged
     for key, field in OllamaSettings.model_fields.items():
-        meta = field.json_schema_extra
-        if meta["env"]:
-            assert (meta["env"] in logged) == meta["ollama_reads"], key
+        env = field.json_schema_extra["env"]
+        if env and env.startswith("OLLAMA_"):
+            assert env in logged, key
