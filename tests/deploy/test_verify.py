@@ -92,3 +92,30 @@ def test_verify_fails_a_host_whose_ollama_may_call_ollama_com(deploy_testbed, fi
         ssh(tb, host, f"rm -f {path}; systemctl daemon-reload; systemctl restart ollama")
     assert run.rc != 0
     assert "no calls to ollama.com: want cloud disabled: true, seen cloud disabled: false" in run.stderr
+
+
+def test_a_model_too_big_for_one_gpu_goes_across_both_and_the_overhead_reserves_nothing(deploy_testbed, first_run,
+                                                                                        tmp_path):
+    """On the GPU double host (seed 003's GPUs of 8 and 6 GiB): testbed/small at 65536 tokens (7 GiB
+    by Ollama's estimate) fits neither GPU's 80% but both together, which Ollama does by itself
+    without OLLAMA_SCHED_SPREAD (server/sched.go); and OLLAMA_GPU_OVERHEAD, even 5.5 GiB of each
+    GPU, holds nothing back from placement: it enters only a log line and the default context tier."""
+    from tests.deploy.hosts import inventory_with
+
+    tb = deploy_testbed
+    host = next(h.name for h in tb.hosts if h.profile == "dual_gpu")
+    overhead = 11 * 2**29  # 5.5 GiB
+    inventory = inventory_with(tb, tmp_path, host, ollama_models=["testbed/small"], ollama_context_length=65536,
+                               ollama_gpu_overhead=overhead)
+    run = run_deploy(inventory, "--limit", host)
+    assert run.rc == 0, run.stderr[-3000:]
+    gpu_conf = ssh(tb, host, "cat /etc/systemd/system/ollama.service.d/10-gpu.conf").stdout
+    assert f"OLLAMA_GPU_OVERHEAD={overhead}" in gpu_conf and "OLLAMA_SCHED_SPREAD" not in gpu_conf
+    journal = ssh(tb, host, "journalctl -u ollama -o cat --no-pager | grep -a 'msg=\"starting llama-server\"' "
+                            "| tail -1").stdout
+    assert "--model" in journal and "--split-mode none" not in journal, journal  # not one GPU: both
+    report = json.loads((PROJECT_ROOT / "reports/verify" / f"{host}.json").read_text())
+    (offload,) = [c for c in report["checks"] if c["setting"] == "offload testbed/small:latest"]
+    assert offload["ok"] and offload["seen"].startswith("full GPU"), offload
+    back = run_deploy(tb.inventory_path, "--limit", host, "--data", "ollama_prune_models=true")
+    assert back.rc == 0, back.stderr[-3000:]

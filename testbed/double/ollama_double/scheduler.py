@@ -108,12 +108,16 @@ class Scheduler:
 
     # -- placement -------------------------------------------------------------
     def _available(self, gpu) -> int:
+        """availableMemoryForGPU: free memory (less what this server's runners hold), an iGPU's capped
+        by the system's. Neither OLLAMA_GPU_OVERHEAD nor the minimum enters placement (sched.go)."""
+        free = max(gpu.free - self.gpu_used.get(gpu.pci_id, 0), 0)
+        return self.system.free if gpu.integrated and 0 < self.system.free < free else free
+
+    def _logged_available(self, gpu) -> int:
+        """The "gpu memory" line's available: free less overhead and minimum, 0 below them (sched.go:616)."""
         free = max(gpu.free - self.gpu_used.get(gpu.pci_id, 0), 0)
         reserve = self.env.gpu_overhead + gpu.minimum_memory()
-        avail = free - reserve if free > reserve else 0
-        if gpu.integrated and 0 < self.system.free < avail:
-            avail = self.system.free
-        return avail
+        return free - reserve if free > reserve else 0
 
     def plan(self, model: Model, opts: dict, batch_auto: bool) -> Plan:
         kv = model.kv()
@@ -440,7 +444,7 @@ class Scheduler:
                  "free_swap", human_bytes2(s.free_swap))
         for g in p.gpus:
             log.info("sched.go:620", "gpu memory", "id", g.id, "library", g.library,
-                     "available", human_bytes2(self._available(g)), "free", human_bytes2(g.free),
+                     "available", human_bytes2(self._logged_available(g)), "free", human_bytes2(g.free),
                      "minimum", human_bytes2(g.minimum_memory()), "overhead", human_bytes2(self.env.gpu_overhead))
         log.info("llama_server.go:1048", "loading model via llama-server", "model", m.model_path)
         log.info("llama_server.go:1295", "waiting for llama-server to start responding")
