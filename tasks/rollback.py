@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FactBase, StringCommand, deploy, operation
 
 from .goparse import connectable_host
@@ -138,11 +138,14 @@ def roll_back(target, timeout: int, prefix: str) -> str:
         f"rolled back to the last good configuration, which does not serve either: {still}"
 
 
-def fail_with_rollback(target, what: str, changed: bool, timeout: int) -> None:
-    """Raise for this host; when this run changed the configuration, roll it back first."""
+def fail_with_rollback(target, what: str, changed: bool, timeout: int) -> bool:
+    """Fail this host with one line (when this run changed the configuration, roll it back first).
+    Returns False: a python.call callback taking (state, host) returns it, and pyinfra fails the
+    operation on it without the traceback an exception would print."""
     if changed:
         outcome = roll_back(target, timeout, plan_for(target, check=False).settings.ollama_prefix)
     else:
         outcome = "nothing changed in this run to roll back"
     record_failure(target.name, f"{what}; {outcome}")
-    raise RuntimeError(f"{target.name}: {what}; {outcome}")
+    target.log_styled(f"{what}; {outcome}", fg="red", log_func=logger.error)
+    return False

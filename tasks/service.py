@@ -36,4 +36,4 @@ def apply_changes(changes):
 def _serving_or_roll_back(state, host, api: str, timeout: int):
     problem = wait_serving(host, api, timeout)
     if problem:
-        fail_with_rollback(host, f"Ollama does not serve after the change ({problem})", True, timeout)
+        return fail_with_rollback(host, f"Ollama does not serve after the change ({problem})", True, timeout)

@@ -96,9 +96,9 @@ def generating_model(candidates: list[str], capabilities_of) -> tuple[str | None
 
 
 def _smoke(state, host, candidates: list[str], prompt: str, timeout: float, api: str, changes=()):
-    changed, model = any(m.did_change() for m in changes), candidates[0]
-    conn = api_connection(host, timeout, api)
+    changed, model, conn = any(m.did_change() for m in changes), candidates[0], None
     try:
+        conn = api_connection(host, timeout, api)
         model, passed = generating_model(candidates, lambda m: capabilities(conn, m))
         for note in passed:
             logger.warning(f"[{host.name}] smoke: {note} cannot generate, passed over")
@@ -107,9 +107,10 @@ def _smoke(state, host, candidates: list[str], prompt: str, timeout: float, api:
             return
         result = generate_timed(conn, model, prompt)
     except (OSError, RuntimeError, ValueError, http.client.HTTPException) as e:
-        fail_with_rollback(host, f"smoke generate with {model} failed: {e}", changed, int(timeout))
+        return fail_with_rollback(host, f"smoke generate with {model} failed: {e}", changed, int(timeout))
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     (REPORT_DIR / f"{host.name}.json").write_text(json.dumps({"host": host.name, **result}, indent=2))
     answer = "" if not result["thinking"] else (

@@ -194,16 +194,16 @@ def _verify(state, host, plan: HostPlan, changes=()):
                       "-p MemoryMax -p InvocationID")
     shown = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
     environment = shown.get("Environment", "").split()
+    api = api_url(plan.settings)
+    candidates = smoke_candidates(plan.settings)
+    if candidates:  # the checked model loaded (and its load logged) before the journal is read
+        _preload(host, api, candidates)
     # Only Ollama's own slog lines: llama-server's output passes through raw (generated token bytes
     # need not be valid UTF-8), and verify reads nothing from it.
     journal = _run(host, f"journalctl _SYSTEMD_INVOCATION_ID={shown.get('InvocationID', 'none')} -o cat --no-pager"
                          " | grep -a '^time=.* level='")
     config_lines = [line for line in journal.splitlines() if 'msg="server config"' in line]
     logged = parse_server_config(config_lines[-1]) if config_lines else {}
-    api = api_url(plan.settings)
-    candidates = smoke_candidates(plan.settings)
-    if candidates:  # make sure the checked model is loaded, so /api/ps shows where it sits
-        _preload(host, api, candidates)
     ps = json.loads(_run(host, f"curl -fsS --max-time 5 {api}/api/ps") or "{}")
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)",
                       _run(host, "systemd-analyze security ollama.service --no-pager 2>/dev/null | tail -1"))
@@ -220,7 +220,7 @@ def _verify(state, host, plan: HostPlan, changes=()):
     logger.info(f"[{host.name}] verify: {len(checks) - len(failed)}/{len(checks)} checks passed, "
                 f"unit exposure {report['exposure']}")
     if failed:
-        fail_with_rollback(host, "verify failed: " + "; ".join(
+        return fail_with_rollback(host, "verify failed: " + "; ".join(
             f"{c['setting']}: want {c['want']}, seen {c['seen']} ({c['where']}){' - ' + c['cause'] if c.get('cause') else ''}"
             for c in failed), any(m.did_change() for m in changes), plan.settings.ollama_api_timeout)
 

@@ -59,6 +59,7 @@ def test_verify_says_a_gpu_host_fell_back_to_cpu_and_why(deploy_testbed, first_r
     assert run.rc != 0
     assert f"{gpu_lost}: verify failed: inference compute: want CUDA, seen cpu" in run.stderr
     assert "GPU discovery failed" in run.stderr and "nvidia_uvm" in run.stderr
+    assert "Traceback" not in run.stderr
     report = json.loads((PROJECT_ROOT / "reports/verify" / f"{gpu_lost}.json").read_text())
     offload = [c for c in report["checks"] if c["setting"].startswith("offload")]
     assert offload and all(c["seen"].startswith("CPU") and not c["ok"] for c in offload)
@@ -119,3 +120,23 @@ def test_a_model_too_big_for_one_gpu_goes_across_both_and_the_overhead_reserves_
     assert offload["ok"] and offload["seen"].startswith("full GPU"), offload
     back = run_deploy(tb.inventory_path, "--limit", host, "--data", "ollama_prune_models=true")
     assert back.rc == 0, back.stderr[-3000:]
+
+
+def test_sizes_ollama_could_not_parse_are_not_called_full_gpu(deploy_testbed, first_run):
+    """When no llama-server buffer line parses, /api/ps gives the model file's size as both size and
+    size_vram (llm/llama_server.go MemorySize): verify says the offload is unknown, not "full GPU".
+    Injected on the GPU double host with a llama-server whose buffer lines have another format."""
+    tb = deploy_testbed
+    host = next(h.name for h in tb.hosts if h.profile == "dual_gpu")
+    flag = "/run/ollama-double/llama-server-log-format-changed"
+    ssh(tb, host, f"mkdir -p {flag.rsplit('/', 1)[0]} && touch {flag} && systemctl restart ollama")
+    try:
+        run = _verify(tb, "--limit", host)
+    finally:
+        ssh(tb, host, f"rm -f {flag}; systemctl restart ollama")
+    assert run.rc == 0, run.stderr[-3000:]
+    report = json.loads((PROJECT_ROOT / "reports/verify" / f"{host}.json").read_text())
+    offload = [c for c in report["checks"] if c["setting"].startswith("offload")]
+    assert offload and all(c["seen"].startswith("unknown (Ollama parsed no buffer sizes") for c in offload), offload
+    size, vram = re.search(r"\((\d+)/(\d+) bytes in VRAM\)", offload[0]["seen"]).groups()
+    assert size == vram

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import gguf  # copy of tasks/gguf.py, next to this package in the release tree
 
@@ -30,6 +31,7 @@ STATUS_ERROR_PREFIXES = ("mlx:", "MLX:", "panic:", "fatal error:", "error:", "Er
                          "cudaMalloc failed", '"ERR"', "error loading model", "GGML_ASSERT",
                          "Deepseek2 does not support K-shift", "signal arrived during cgo execution",
                          "llama_init_from_model:")
+UNPARSED_BUFFERS_FLAG = "/run/ollama-double/llama-server-log-format-changed"
 _NO_TIMER_NS = 10 * 365 * 24 * 3600 * 10**9  # "forever" keep-alives need no timer
 
 
@@ -477,10 +479,13 @@ class Scheduler:
         gpu_w = weights * p.layers // p.total_layers
         kv_bytes = p.size - weights
         gpu_kv = kv_bytes * p.layers // p.total_layers
+        # Fault injection: a llama-server whose buffer lines Ollama cannot parse (a changed log format).
+        unparsed = Path(UNPARSED_BUFFERS_FLAG).exists()
+        buffer = "model buffer:" if unparsed else "model buffer size ="
         for i, g in enumerate(p.gpus):
             n = max(len(p.gpus), 1)
-            log.raw(f"load_tensors: {g.library + str(i):>12} model buffer size = {gpu_w / n / MIB:8.2f} MiB")
-        log.raw(f"load_tensors: {'CPU_Mapped' if p.use_mmap is not False else 'CPU':>12} model buffer size = "
+            log.raw(f"load_tensors: {g.library + str(i):>12} {buffer} {gpu_w / n / MIB:8.2f} MiB")
+        log.raw(f"load_tensors: {'CPU_Mapped' if p.use_mmap is not False else 'CPU':>12} {buffer} "
                 f"{(weights - gpu_w) / MIB:8.2f} MiB")
         if kvt in QUANTIZED_KV_TYPES and p.flash_attention == "auto":
             out("llama_init_from_model: enabling flash_attn since it is required for quantized V cache")
@@ -492,11 +497,19 @@ class Scheduler:
             msg = "\n".join(status)
             log.error("llama_server.go:1023", "llama-server terminated", "error", "exit status 1", "exit", 1)
             self._fail(r, f"llama-server process has terminated: exit status 1: {msg}")
+        kv_buffer = "KV buffer:" if unparsed else "KV buffer size ="
         for i, g in enumerate(p.gpus):
-            log.raw(f"llama_kv_cache: {g.library + str(i):>12} KV buffer size = {gpu_kv / len(p.gpus) / MIB:8.2f} MiB")
+            log.raw(f"llama_kv_cache: {g.library + str(i):>12} {kv_buffer} {gpu_kv / len(p.gpus) / MIB:8.2f} MiB")
         if kv_bytes - gpu_kv > 0:
-            log.raw(f"llama_kv_cache: {'CPU':>12} KV buffer size = {(kv_bytes - gpu_kv) / MIB:8.2f} MiB")
+            log.raw(f"llama_kv_cache: {'CPU':>12} {kv_buffer} {(kv_bytes - gpu_kv) / MIB:8.2f} MiB")
         log.info("llama_server.go:1362", f"llama-server started in {time.monotonic() - t0:0.2f} seconds")
+        if unparsed:  # MemorySize's fallback: the file size as both size and size_vram, on a GPU or not
+            if p.gpus:
+                log.warn("llama_server.go:1067", "llama-server VRAM tracking: no per-device buffer sizes were parsed "
+                         "from llama-server logs. VRAM accounting will be inaccurate. This may indicate a change in "
+                         "llama-server's log format \u2014 check for 'buffer size' lines in the output.",
+                         "model", m.model_path, "gpus", len(p.gpus))
+            r.plan = dataclasses.replace(p, size=weights, size_vram=weights)
 
     @staticmethod
     def _kv_init_error(m: Model, kvt: str, fa: str) -> str:
