@@ -5,6 +5,7 @@ Example (deploy.py):
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from io import StringIO
 
 from pyinfra import host
@@ -12,6 +13,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Groups
 from pyinfra.operations import files
 
+from .adopt import taken_over
 from .facts import InstalledRelease
 from .configure import render
 from .operations import account_applied, files_content, release_installed
@@ -27,6 +29,11 @@ OLLAMA_HOME = "/usr/share/ollama"
 def install_ollama():
     plan = plan_for(host)
     settings = plan.settings
+    # First: a hand-made configuration (refused at plan time unless ollama_adopt) goes to a backup,
+    # before the unit and drop-ins below replace it.
+    adopted = taken_over(name="Take over the configuration made outside this tool", foreign=list(plan.foreign),
+                         models_dir=settings.ollama_models_dir,
+                         stamp=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
     artifact = artifact_for(settings, plan.hardware.arch)
     if fleet_cache_on(settings) and not artifact.local_path:
         # Fetched once for the fleet on the control node (verified), then uploaded like an air-gapped one.
@@ -64,4 +71,4 @@ def install_ollama():
     unit = files_content(name="Unit ollama.service", files={"/etc/systemd/system/ollama.service": render(
         "ollama.service.j2", prefix=settings.ollama_prefix, home=OLLAMA_HOME, models_dir=settings.ollama_models_dir,
         gpu=bool(plan.hardware.gpus), firewall=not listens_on_loopback(settings.ollama_host))})
-    return [binary, unit]
+    return [adopted, binary, unit]

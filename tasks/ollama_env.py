@@ -24,6 +24,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .goparse import (go_format_duration, ollama_bool, ollama_host, ollama_uint, parse_keep_alive,
+                      parse_load_timeout)
+
 VERSION = "0.32.15"
 # Code of the `ollama` command-line client, its agent and the desktop app, not of `ollama serve`.
 CLIENT_DIRS = ("cmd/", "app/", "agent/", "api/")
@@ -86,6 +89,26 @@ def side(name: str) -> str:
     if var.logged or any(not f.startswith(CLIENT_DIRS) for f in var.files):
         return "server"
     return "client"
+
+
+def logged_form(env: str, raw: str) -> str:
+    """How Ollama prints a value in `server config` (envconfig.Values): parsed by its reader, then %v.
+
+    >>> logged_form("OLLAMA_FLASH_ATTENTION", "1"), logged_form("OLLAMA_KEEP_ALIVE", "3600")
+    ('true', '1h0m0s')
+    """
+    reader = READS[env].reader if env in READS else "String"
+    if reader == "func KeepAlive":
+        return go_format_duration(parse_keep_alive(raw))
+    if reader == "func LoadTimeout":
+        return go_format_duration(parse_load_timeout(raw))
+    if reader == "func Host":
+        return ollama_host(raw).url
+    if reader.startswith("Bool"):
+        return "true" if ollama_bool(raw) else "false"
+    if reader.startswith("Uint"):  # Uint(<default>) / Uint64(<default>)
+        return str(ollama_uint(raw, int(reader.split("(")[1].rstrip(")"))))
+    return raw
 
 
 # -- reading the Go source -----------------------------------------------------------------------

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field, replace
 
 from pyinfra import logger
 
+from .adopt import ForeignConfig, foreign_models_dir, verdicts
 from .budget import check_budget, context_notes, kv_head_size_problems, memory_max_bytes, overhead_problems
 from .derive import GPU_PROFILES, derive
 from .hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
 from .fleetcache import FleetCacheError, fleet_cache_on, model_for, release_for
+from .goparse import ollama_bool
 from .modelinfo import ModelInfoError, fetch_model_info
 from .release import ReleaseError, artifact_for
 from .settings import PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, resolve, selected_models
@@ -36,6 +38,7 @@ class HostPlan:
     hardware: Hardware
     settings: OllamaSettings
     models: dict = field(default_factory=dict)  # name -> ModelInfo, when the budget was checked
+    foreign: tuple = ()  # adopt.Directive: what else configures ollama.service there (taken over)
 
 
 _PLANS: dict[tuple[str, bool], HostPlan] = {}
@@ -101,6 +104,29 @@ def _hardware_problems(s: OllamaSettings, hw: Hardware, profile: str) -> list[st
     return problems
 
 
+def _foreign_problems(foreign, settings: OllamaSettings, hw: Hardware, data: dict, profile: str,
+                      name: str) -> list[str]:
+    """Refuse a host configured by someone else, one line per directive, unless ollama_adopt says take it
+    over (then the same lines say what is taken over)."""
+    def check(key: str, raw: str) -> list[str]:
+        kind = str(OllamaSettings.model_fields[key].annotation)  # as Ollama parses the variable
+        value = (ollama_bool(raw) if "bool" in kind else raw.split(",") if "list" in kind
+                 else int(raw) if "int" in kind and raw.strip().isdigit() else raw)
+        try:
+            s = settings_from(hw, {**data, key: value}, profile)
+        except SettingsError as e:
+            return e.problems
+        return [p for p in _hardware_problems(s, hw, profile) if p.startswith(f"key {key},")]
+
+    lines = verdicts(foreign, settings, check)
+    if settings.ollama_adopt:
+        for line in lines:
+            logger.warning(f"[{name}] taking over {line}")
+        return []
+    return lines + ["key ollama_adopt, value False: ollama.service here is configured outside this tool (above); "
+                    "set ollama_adopt=true to take the host over (the files are kept in a dated backup)"]
+
+
 def _local_nvml(target, detected: Hardware) -> Hardware:
     """On `pyinfra @local`, read the GPUs through NVML (pynvml) rather than parsing nvidia-smi."""
     if target.name != "@local":
@@ -146,8 +172,14 @@ def plan_for(target, check: bool = True) -> HostPlan:
     data = target.data.dict()
     profile = _profile(target)
     hw = hardware_of(_local_nvml(target, target.get_fact(HardwareFact)), data)
+    foreign, kept_models_dir = target.get_fact(ForeignConfig)
+    if "ollama_models_dir" not in data and (foreign_models_dir(foreign) or kept_models_dir):
+        # Models a hand-made or adopted configuration keeps elsewhere stay where they are.
+        data = {**data, "ollama_models_dir": foreign_models_dir(foreign) or kept_models_dir}
     settings = settings_from(hw, data, profile)
     problems = _hardware_problems(settings, hw, profile) if check else []
+    if check and foreign:
+        problems += _foreign_problems(foreign, settings, hw, data, profile, target.name)
     if check:
         try:  # the artifact and its checksum must be known (with the fleet cache: fetched) before any host is touched
             artifact = artifact_for(settings, hw.arch)
@@ -176,5 +208,5 @@ def plan_for(target, check: bool = True) -> HostPlan:
         raise SettingsError(problems)
     for note in context_notes(settings, infos):
         logger.warning(f"[{target.name}] {note}")
-    _PLANS[(target.name, check)] = HostPlan(profile, hw, settings, infos)
+    _PLANS[(target.name, check)] = HostPlan(profile, hw, settings, infos, tuple(foreign) if check else ())
     return _PLANS[(target.name, check)]

@@ -152,6 +152,11 @@ class OllamaSettings(BaseModel):
               "model cache) and no cloud models or web search.", dropin="listen.conf",
         env="OLLAMA_NO_CLOUD")
 
+    ollama_adopt: bool = setting(
+        False, "Take over a host whose ollama.service was set up by hand or by another installer: its unit files and "
+               "drop-ins move to a dated backup under /var/lib/ollama-deploy/adopted/, its models directory is kept. "
+               "Without it such a host is refused, one line per directive found.")
+
     ollama_resume_fix: bool = setting(
         False, "GPU hosts: a systemd sleep hook that reloads nvidia_uvm and restarts Ollama after resume (seed 003).")
 

@@ -20,9 +20,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import python
 
 from .budget import memory_max_bytes
-from .goparse import go_format_duration, ollama_bool, ollama_host, ollama_uint, parse_keep_alive, parse_load_timeout
-from .ollama_env import READS, side
-from .plan import GPU_PROFILES, HostPlan, plan_for
+from .ollama_env import READS, logged_form, side
+from .plan import GPU_PROFILES, LIBRARY_DIRS, HostPlan, plan_for
 from .remote import shell
 from .rollback import fail_with_rollback
 from .settings import api_url, dropins
@@ -48,22 +47,6 @@ def parse_server_config(line: str) -> dict[str, str]:
             current += ch
     tokens.append(current)
     return dict(t.split(":", 1) for t in tokens if ":" in t)
-
-
-def logged_form(env: str, raw: str) -> str:
-    """How Ollama prints a value in `server config`: parsed by its reader (tasks/ollama_env), then %v."""
-    reader = READS[env].reader if env in READS else "String"
-    if reader == "func KeepAlive":
-        return go_format_duration(parse_keep_alive(raw))
-    if reader == "func LoadTimeout":
-        return go_format_duration(parse_load_timeout(raw))
-    if reader == "func Host":
-        return ollama_host(raw).url
-    if reader.startswith("Bool"):
-        return "true" if ollama_bool(raw) else "false"
-    if reader.startswith("Uint"):  # Uint(<default>) / Uint64(<default>)
-        return str(ollama_uint(raw, int(reader.split("(")[1].rstrip(")"))))
-    return raw
 
 
 def _run(target, command: str) -> str:
@@ -114,9 +97,12 @@ def check_settings(plan: HostPlan, environment: list[str], logged: dict[str, str
     return checks
 
 
-def check_compute(plan: HostPlan, journal: str, ps: dict) -> list[dict]:
-    """GPUs Ollama reported at start, and each loaded model's share in VRAM."""
+def check_compute(plan: HostPlan, journal: str, ps: dict, environment: list[str] = ()) -> list[dict]:
+    """GPUs Ollama reported at start, and each loaded model's share in VRAM. `environment`: what systemd
+    gives Ollama, so a library set outside this tool (a hand-made drop-in) is named as the cause."""
     compute = re.findall(r'msg="inference compute" .*?library=(\S+)', journal)
+    library = next((e.split("=", 1)[1] for e in reversed(environment) if e.startswith("OLLAMA_LLM_LIBRARY=")),
+                   plan.settings.ollama_llm_library)
     wants_gpu = ((plan.profile in GPU_PROFILES or bool(plan.hardware.gpus))
                  and (plan.settings.ollama_cuda_visible_devices or "").strip() != "-1")
     checks = []
@@ -129,11 +115,15 @@ def check_compute(plan: HostPlan, journal: str, ps: dict) -> list[dict]:
                    else f"CUDA discovery failed ({SUSPEND_HINT})")
             cause = f"Ollama runs the NVIDIA GPU through Vulkan, not CUDA: {why}"
         elif not on_gpu:
-            if "failure during llama-server GPU discovery" in journal or plan.hardware.gpu_problem:
+            if library and library not in LIBRARY_DIRS.get(plan.hardware.arch, ()):
+                where = "" if library == plan.settings.ollama_llm_library else ", set outside this tool's drop-ins"
+                cause = (f"OLLAMA_LLM_LIBRARY={library}{where} names no GPU library directory of the release, so "
+                         "Ollama skips GPU discovery and runs on the CPU")
+            elif "failure during llama-server GPU discovery" in journal or plan.hardware.gpu_problem:
                 driver = f"nvidia-smi: {plan.hardware.gpu_problem}; " if plan.hardware.gpu_problem else ""
                 cause = f"GPU discovery failed ({driver}{SUSPEND_HINT})"
-            elif plan.settings.ollama_llm_library:
-                cause = f"OLLAMA_LLM_LIBRARY={plan.settings.ollama_llm_library} matched no usable GPU library"
+            elif library:
+                cause = f"OLLAMA_LLM_LIBRARY={library} matched no usable GPU library"
             else:
                 cause = "no GPU was discovered: check nvidia-smi, the driver and " + SUSPEND_HINT
         checks.append({"setting": "inference compute", "want": "CUDA", "seen": ",".join(compute) or "nothing logged",
@@ -207,7 +197,7 @@ def _verify(state, host, plan: HostPlan, changes=()):
     ps = json.loads(_run(host, f"curl -fsS --max-time 5 {api}/api/ps") or "{}")
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)",
                       _run(host, "systemd-analyze security ollama.service --no-pager 2>/dev/null | tail -1"))
-    checks = (check_settings(plan, environment, logged, shown) + check_compute(plan, journal, ps)
+    checks = (check_settings(plan, environment, logged, shown) + check_compute(plan, journal, ps, environment)
               + check_cloud(plan, journal))
     if not logged:
         checks.append({"setting": "server config", "want": "logged since the last start", "seen": "absent",

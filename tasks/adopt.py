@@ -1,0 +1,195 @@
+"""Hosts tuned by hand or set up by another installer: what else configures ollama.service there.
+
+At plan time `ForeignConfig` reads every unit file and drop-in of ollama.service this tool did not
+write (ours start with a "managed by ollama-deploy" line), and the EnvironmentFiles they name.
+`verdicts()` judges each directive: never read by Ollama, harmful (and what it does), overridden by
+ours, or harmless. The plan refuses such a host, one line per directive, unless `ollama_adopt` is
+set; then `take_over()` moves the files into a dated backup on the host, keeps the models directory
+they set (recorded in ADOPTED, so later runs keep it too), and the deploy writes its own.
+
+Example (deploy code):
+    foreign = host.get_fact(ForeignConfig)          # [Directive(path, 'Environment', 'OLLAMA_X=1'), ...]
+    lines = verdicts(foreign, settings, check)      # ["file ..., Environment=OLLAMA_X=1: never read ..."]
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from pyinfra.api import FactBase, StringCommand, operation
+
+from .ollama_env import logged_form, side
+from .settings import PLACEBOS, OllamaSettings, dropins
+
+UNIT = "/etc/systemd/system/ollama.service"
+SEARCHED = (UNIT, "/etc/systemd/system/ollama.service.d/*.conf", "/run/systemd/system/ollama.service.d/*.conf",
+            "/usr/lib/systemd/system/ollama.service.d/*.conf")
+ADOPTED = "/var/lib/ollama-deploy/adopted.json"
+BACKUPS = "/var/lib/ollama-deploy/adopted"
+MARKER = "managed by ollama-deploy"
+ENV_FILE = " (EnvironmentFile)"
+# [Service] lines of a foreign unit that ours replaces outright.
+REPLACED = {"ExecStart", "ExecStartPre", "ExecStartPost", "User", "Group", "Restart", "RestartSec", "Type",
+            "WorkingDirectory", "DynamicUser", "SupplementaryGroups"}
+
+
+@dataclass(frozen=True)
+class Directive:
+    path: str        # the file; an EnvironmentFile's path ends in ENV_FILE
+    directive: str   # "Environment" (one per assignment), "EnvironmentFile", "ExecStart", ...
+    value: str
+
+    def __str__(self):
+        return f"file {self.path}, {self.directive}={self.value}"
+
+
+def _assignments(value: str) -> list[str]:
+    """Environment= takes several space-separated assignments, each optionally quoted."""
+    try:
+        return shlex.split(value)
+    except ValueError:
+        return [value]
+
+
+def parse(output: list[str]) -> list[Directive]:
+    """`==> path` blocks of unit files and EnvironmentFiles -> their [Service] directives."""
+    found, path, section = [], "", ""
+    for raw in output:
+        line = raw.strip()
+        if raw.startswith("==> "):
+            path, section = raw[4:], ("[Service]" if raw.endswith(ENV_FILE) else "")
+            continue
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = line
+            continue
+        if section != "[Service]" or "=" not in line:
+            continue
+        if path.endswith(ENV_FILE):
+            found.append(Directive(path, "Environment", "".join(_assignments(line)) or line))
+            continue
+        key, value = (x.strip() for x in line.split("=", 1))
+        for item in _assignments(value) if key == "Environment" else [value]:
+            found.append(Directive(path, key, item))
+    return found
+
+
+class ForeignConfig(FactBase[tuple]):
+    """(the [Service] directives of ollama.service's unit and drop-ins that this tool did not write,
+    the models directory an earlier take-over kept or None), in one round trip."""
+
+    @staticmethod
+    def default():
+        return [], None
+
+    def command(self):
+        return ("for f in " + " ".join(SEARCHED) + "; do [ -f \"$f\" ] || continue; "
+                f"head -n1 \"$f\" | grep -qi '{MARKER}' && continue; echo \"==> $f\"; cat \"$f\"; echo; "
+                "for e in $(sed -n 's/^EnvironmentFile=-\\{0,1\\}//p' \"$f\"); do [ -f \"$e\" ] && "
+                f"{{ echo \"==> $e{ENV_FILE}\"; cat \"$e\"; echo; }}; done; done; "
+                f"echo '==> {ADOPTED}'; cat {ADOPTED} 2>/dev/null; true")
+
+    def process(self, output):
+        cut = output.index(f"==> {ADOPTED}") if f"==> {ADOPTED}" in output else len(output)
+        try:
+            kept = json.loads("\n".join(output[cut + 1:]) or "null")["models_dir"]
+        except (ValueError, TypeError, KeyError):
+            kept = None
+        return parse(output[:cut]), kept
+
+
+def foreign_models_dir(foreign: list[Directive]) -> str | None:
+    """The OLLAMA_MODELS the foreign configuration gives Ollama (systemd's last assignment wins)."""
+    dirs = [d.value.split("=", 1)[1] for d in _in_systemd_order(foreign)
+            if d.directive == "Environment" and d.value.startswith("OLLAMA_MODELS=")]
+    return dirs[-1] if dirs else None
+
+
+def _in_systemd_order(foreign: list[Directive]) -> list[Directive]:
+    """The unit first, then drop-ins by file name (systemd applies them in that order)."""
+    def key(d):
+        return (d.path != UNIT, PurePosixPath(d.path.removesuffix(ENV_FILE)).name if d.path != UNIT else "")
+    return sorted(foreign, key=key)
+
+
+def _ours_by_env(settings: OllamaSettings) -> dict[str, tuple[str, str]]:
+    """Variable -> (our value, our drop-in file)."""
+    return {line.value.split("=", 1)[0]: (line.value.split("=", 1)[1], name)
+            for name, lines in dropins(settings).items() for line in lines if line.directive == "Environment"}
+
+
+def _same(name: str, a: str, b: str) -> bool:
+    """The same value once Ollama has parsed it ("1" and "true" for a Bool, "3600" and "1h" for a duration)."""
+    try:
+        return logged_form(name, a).lower() == logged_form(name, b).lower()
+    except ValueError:
+        return a == b
+
+
+def _env_verdict(d: Directive, settings: OllamaSettings, check, keys: dict[str, str]) -> str:
+    name, _, value = d.value.partition("=")
+    ours = _ours_by_env(settings)
+    if name == "OLLAMA_MODELS":
+        return f"harmless: the models directory; kept on take-over (becomes ollama_models_dir={value!r})"
+    if name.startswith("OLLAMA_") and not side(name):
+        hint = PLACEBOS.get("ollama_" + name[7:].lower(), "")
+        return "never read by Ollama" + (f": {hint.split('; ', 1)[-1]}" if hint else "")
+    if side(name) == "client":
+        return "never read by the server: only the ollama command-line client reads it"
+    if name not in keys:
+        return "harmless: not a variable this tool manages; dropped on take-over"
+    problems = check(keys[name], value)
+    if problems:
+        return f"harmful: {problems[0]}"
+    if name not in ours:
+        return f"harmless: this host's plan leaves {keys[name]} unset; dropped on take-over unless you set it"
+    mine, file_name = ours[name]
+    if _same(name, mine, value):
+        return "harmless: the same as ours"
+    later = d.path != UNIT and PurePosixPath(d.path.removesuffix(ENV_FILE)).name > file_name
+    return (f"harmful: overrides ours ({name}={mine} in {file_name}), systemd reads this file later" if later
+            else f"overridden by ours ({name}={mine} in {file_name})")
+
+
+def verdicts(foreign: list[Directive], settings: OllamaSettings, check) -> list[str]:
+    """One line per foreign directive. `check(key, raw)` lists what is wrong with a setting's value."""
+    keys = {f.json_schema_extra["env"]: k for k, f in OllamaSettings.model_fields.items()
+            if f.json_schema_extra.get("env")}
+    lines = []
+    for d in _in_systemd_order(foreign):
+        if d.directive == "Environment":
+            verdict = _env_verdict(d, settings, check, keys)
+        elif d.directive == "EnvironmentFile":
+            verdict = "harmless: its variables are judged below; no longer read after take-over (the file stays)"
+        elif d.directive in REPLACED or d.path == UNIT:
+            verdict = "overridden by ours: this tool's pinned, sandboxed unit replaces it"
+        else:
+            verdict = "harmful: changes the unit's sandbox or resources outside this tool's settings"
+        lines.append(f"{d}: {verdict}")
+    return lines
+
+
+@operation()
+def taken_over(foreign: list, models_dir: str, stamp: str):
+    """
+    Move the foreign unit files into BACKUPS/<stamp>/ (paths kept) and record the models directory.
+
+    **Example:**
+
+    .. code:: python
+
+        taken_over(name="Take over the hand-made configuration", foreign=foreign,
+                   models_dir="/srv/models", stamp="20261203T1840Z")
+    """
+    files = sorted({d.path for d in foreign if not d.path.endswith(ENV_FILE)})
+    if not files:
+        return
+    backup = f"{BACKUPS}/{stamp}"
+    record = json.dumps({"models_dir": models_dir, "backup": backup, "files": files})
+    script = f"set -e; mkdir -p {BACKUPS}; " + "; ".join(
+        f"mkdir -p {shlex.quote(backup + str(PurePosixPath(f).parent))} && mv {shlex.quote(f)} "
+        f"{shlex.quote(backup + f)}" for f in files) + f"; printf '%s\\n' {shlex.quote(record)} > {ADOPTED}"
+    yield StringCommand("sh", "-c", shlex.quote(script))
