@@ -157,6 +157,11 @@ class OllamaSettings(BaseModel):
                "drop-ins move to a dated backup under /var/lib/ollama-deploy/adopted/, its models directory is kept. "
                "Without it such a host is refused, one line per directive found.")
 
+    ollama_uninstall_models: bool = setting(False, "uninstall.py: also remove the models directory.")
+    ollama_uninstall_account: bool = setting(
+        False, "uninstall.py: also remove the ollama user, its group and its home (which holds the default models "
+               "directory: then set ollama_uninstall_models too).")
+
     ollama_resume_fix: bool = setting(
         False, "GPU hosts: a systemd sleep hook that reloads nvidia_uvm and restarts Ollama after resume (seed 003).")
 

@@ -2,6 +2,7 @@
 which is collected only when it is given:
 
     pytest tests/testinfra --inventory inventory/prod.py
+    pytest tests/testinfra --inventory inventory/prod.py --uninstalled     # after uninstall.py
 """
 from pathlib import Path
 
@@ -9,6 +10,8 @@ from pathlib import Path
 def pytest_addoption(parser):
     parser.addoption("--inventory", default=None,
                      help="pyinfra inventory whose hosts the testinfra suite checks (enables tests/testinfra)")
+    parser.addoption("--uninstalled", action="store_true",
+                     help="tests/testinfra: check that uninstall.py left nothing behind, instead of the deploy's state")
 
 
 def pytest_ignore_collect(collection_path: Path, config):

@@ -41,3 +41,11 @@ def target(request):
     # The same facts and derivation the deploy used: the host's data over what its hardware implies.
     detected = parse_hardware(host.check_output(HardwareFact().command()).splitlines())
     return Target(name, data, settings_from(hardware_of(detected, data), data), host)
+
+
+def pytest_collection_modifyitems(config, items):
+    """test_uninstalled.py checks hosts after uninstall.py (--uninstalled), the other modules after deploy.py."""
+    absent = config.getoption("--uninstalled")
+    keep = [item for item in items if (item.module.__name__.endswith("test_uninstalled")) == absent]
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
