@@ -6,6 +6,7 @@ Example (deploy code):
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field, replace
 
 from pyinfra import logger
@@ -18,7 +19,8 @@ from .fleetcache import FleetCacheError, fleet_cache_on, model_for, release_for
 from .goparse import ollama_bool
 from .modelinfo import ModelInfoError, fetch_model_info
 from .release import ReleaseError, artifact_for
-from .settings import PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, resolve, selected_models
+from .settings import (PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, misnamed_keys, resolve,
+                       selected_models)
 
 PROFILES = ("cpu_xeon", "dual_gpu", "dgx_spark")
 # GPU library directories in the release artifact this tool installs, per arch (Dockerfile's amd64 and
@@ -48,8 +50,11 @@ def _profile(target) -> str:
     mine = [g for g in target.groups if g in PROFILES]
     if len(mine) != 1:
         where = "no profile group" if not mine else f"several profile groups ({', '.join(mine)})"
+        near = [(g, difflib.get_close_matches(g.lower().replace("-", "_"), PROFILES, n=1, cutoff=0.7))
+                for g in target.groups if g not in PROFILES]
+        hint = "".join(f"; group {g!r}: did you mean {m[0]}?" for g, m in near if m)
         raise SettingsError([f"key profile, value {mine!r}: the host is in {where}; put it in exactly one of "
-                             f"{', '.join(PROFILES)}"])
+                             f"{', '.join(PROFILES)}{hint}"])
     return mine[0]
 
 
@@ -177,7 +182,7 @@ def plan_for(target, check: bool = True) -> HostPlan:
         # Models a hand-made or adopted configuration keeps elsewhere stay where they are.
         data = {**data, "ollama_models_dir": foreign_models_dir(foreign) or kept_models_dir}
     settings = settings_from(hw, data, profile)
-    problems = _hardware_problems(settings, hw, profile) if check else []
+    problems = (misnamed_keys(data) + _hardware_problems(settings, hw, profile)) if check else []
     if check and foreign:
         problems += _foreign_problems(foreign, settings, hw, data, profile, target.name)
     if check:

@@ -11,7 +11,9 @@ Example:
 """
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import posixpath
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -266,6 +268,20 @@ class OllamaSettings(BaseModel):
                              "cuda_v13 or vulkan, or leave it unset")
         return v
 
+    @field_validator("ollama_prefix", "ollama_models_dir")
+    @classmethod
+    def _path(cls, v):
+        # Written into the unit (ExecStart, ReadWritePaths) and tmpfiles.d lines, whose fields end at
+        # whitespace and where % starts a specifier: only plain absolute paths.
+        if not v.startswith("/") or posixpath.normpath(v) != v or v == "/":
+            example = posixpath.normpath("/" + v.lstrip("/"))
+            raise ValueError(f"an absolute, normalised path other than / (e.g. {example!r})")
+        bad = sorted({c for c in v if not (c.isalnum() or c in "/._-+@:")})
+        if bad:
+            raise ValueError(f"{''.join(bad)!r} in a path written into systemd and tmpfiles.d lines; use letters, "
+                             "digits and / . _ - + @ : only")
+        return v
+
     @field_validator("ollama_release_base_url", "ollama_registry_url")
     @classmethod
     def _no_credentials_in_urls(cls, v):
@@ -341,6 +357,21 @@ class OllamaSettings(BaseModel):
         return v
 
     @model_validator(mode="after")
+    def _writable(self):
+        """A value that lands in a drop-in may hold any printable character (it is quoted and escaped
+        for systemd), but no control character: systemd would end or mangle the line."""
+        for key, field in type(self).model_fields.items():
+            value = getattr(self, key)
+            if not (field.json_schema_extra or {}).get("dropin") or value is None:
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                bad = [c for c in str(item) if ord(c) < 32 or ord(c) == 127]
+                if bad:
+                    raise ValueError(f"key {key}, value {value!r}: control character {bad[0]!r} cannot be written "
+                                     f"into {field.json_schema_extra['dropin']}")
+        return self
+
+    @model_validator(mode="after")
     def _exposure(self):
         exposed = not listens_on_loopback(self.ollama_host)
         if exposed and not self.ollama_allowed_networks:
@@ -398,6 +429,28 @@ class SettingsError(ValueError):
         self.problems = problems
 
 
+def _nearest(key: str) -> str:
+    close = difflib.get_close_matches(key.lower(), OllamaSettings.model_fields, n=1, cutoff=0.8)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def misnamed_keys(data: dict[str, Any]) -> list[str]:
+    """Host data keys that look like settings but are not read as one: another case
+    (OLLAMA_KEEP_ALIVE), no `ollama_` prefix (keep_alive) or a misspelt one (olama_keep_alive)."""
+    problems = []
+    for key in data:
+        if key.startswith(PREFIX) or not isinstance(key, str):
+            continue
+        bare = key.lower().removeprefix("ollama_").removeprefix("ollama")
+        exact = PREFIX + bare if PREFIX + bare in OllamaSettings.model_fields else None
+        near = exact or (difflib.get_close_matches(key.lower(), OllamaSettings.model_fields, n=1, cutoff=0.85)
+                         or [None])[0]
+        if near:
+            problems.append(f"key {key}, value {data[key]!r}: not a setting (settings are lower case and start "
+                            f"with {PREFIX}); did you mean {near}?")
+    return problems
+
+
 def resolve(data: dict[str, Any]) -> OllamaSettings:
     """Validate the `ollama_*` keys of a host's data (other keys belong to pyinfra or the inventory)."""
     ours = {k: v for k, v in data.items() if k.startswith(PREFIX)}
@@ -409,7 +462,7 @@ def resolve(data: dict[str, Any]) -> OllamaSettings:
             key = str(err["loc"][0]) if err["loc"] else "?"
             value = ours.get(key, "<missing>")
             if err["type"] == "extra_forbidden":
-                reason = PLACEBOS.get(key, "unknown setting")
+                reason = PLACEBOS.get(key) or "unknown setting" + _nearest(key)
             else:
                 reason = err["msg"].removeprefix("Value error, ")
             if not err["loc"]:  # a combination of settings: the message names the keys
@@ -427,8 +480,12 @@ class DropinLine:
 
     @property
     def text(self) -> str:
-        # Quoted so values with spaces survive; systemd strips the quotes.
-        return f'{self.directive}="{self.value}"' if self.directive == "Environment" else f"{self.directive}={self.value}"
+        if self.directive != "Environment":
+            return f"{self.directive}={self.value}"
+        # Quoted so spaces survive, with systemd's escapes inside the quotes: backslash and quote, and
+        # %% for a literal % (Environment= expands specifiers).
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+        return f'Environment="{escaped}"'
 
 
 def _format(value: Any) -> str:

@@ -34,11 +34,15 @@ SUSPEND_HINT = ("after suspend/resume the NVIDIA UVM module can lose its state: 
 
 def parse_server_config(line: str) -> dict[str, str]:
     """The env map of Ollama's `server config` log line: map[K:V K:[a b] ...] -> {K: V}."""
-    m = re.search(r'env="map\[(.*)\]"', line)
-    if not m:
+    m = re.search(r'env=("(?:[^"\\]|\\.)*")', line)  # slog quotes the value as Go's strconv.Quote does
+    try:
+        text = json.loads(m.group(1)) if m else ""
+    except ValueError:  # a \x escape JSON lacks: only that value is affected
+        text = m.group(1)[1:-1]
+    if not (text.startswith("map[") and text.endswith("]")):
         return {}
     tokens, depth, current = [], 0, ""
-    for ch in m.group(1):  # split on spaces outside [...] (list values contain spaces)
+    for ch in text[4:-1]:  # split on spaces outside [...] (list values contain spaces)
         depth += (ch == "[") - (ch == "]")
         if ch == " " and depth == 0:
             tokens.append(current)
@@ -47,6 +51,19 @@ def parse_server_config(line: str) -> dict[str, str]:
             current += ch
     tokens.append(current)
     return dict(t.split(":", 1) for t in tokens if ":" in t)
+
+
+def environment_items(shown: str) -> list[str]:
+    r"""The VAR=value items of `systemctl show -p Environment`, which puts an item holding spaces,
+    quotes or backslashes in double quotes with C escapes.
+
+    >>> environment_items('A=1 "B=x y" "C=q\\"r"')
+    ['A=1', 'B=x y', 'C=q"r']
+    """
+    try:
+        return shlex.split(shown)
+    except ValueError:  # an unbalanced quote: systemd never prints one, but do not fail on it
+        return shown.split()
 
 
 def _run(target, command: str) -> str:
@@ -71,7 +88,9 @@ def check_settings(plan: HostPlan, environment: list[str], logged: dict[str, str
             if env in logged:
                 want = logged_form(env, raw)
                 if env == "OLLAMA_ORIGINS":  # printed as the whole list, Ollama's defaults included
-                    ok = in_systemd and set(raw.split(",")) <= set(logged[env].strip("[]").split())
+                    # (an origin may hold a space, so look for each one between the list's separators)
+                    listed = f" {logged[env].removeprefix('[').removesuffix(']')} "
+                    ok = in_systemd and all(f" {origin} " in listed for origin in raw.split(","))
                 else:
                     ok = in_systemd and logged[env].lower() == want.lower()
                 checks.append({"setting": env, "want": want, "seen": logged[env], "ok": ok,
@@ -183,7 +202,7 @@ def _verify(state, host, plan: HostPlan, changes=()):
     show = _run(host, "systemctl show ollama.service -p Environment -p CPUQuotaPerSecUSec -p CPUWeight "
                       "-p MemoryMax -p InvocationID")
     shown = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
-    environment = shown.get("Environment", "").split()
+    environment = environment_items(shown.get("Environment", ""))
     api = api_url(plan.settings)
     candidates = smoke_candidates(plan.settings)
     if candidates:  # the checked model loaded (and its load logged) before the journal is read

@@ -17,7 +17,11 @@ def _fingerprint(tb):
 
 CASES = [
     # (--data, key, value as shown, reason, profiles of the hosts that must report it)
-    ("ollama_keep_alvie=1h", "ollama_keep_alvie", "'1h'", "unknown setting", ALL),
+    ("ollama_keep_alvie=1h", "ollama_keep_alvie", "'1h'", "unknown setting; did you mean ollama_keep_alive?", ALL),
+    # Keys that look like settings but are not read as one (another case, no prefix, a misspelt prefix).
+    ("OLLAMA_KEEP_ALIVE=1h", "OLLAMA_KEEP_ALIVE", "'1h'", "did you mean ollama_keep_alive?", ALL),
+    ("num_parallel=2", "num_parallel", "2", "did you mean ollama_num_parallel?", ALL),
+    ("olama_flash_attention=true", "olama_flash_attention", "True", "did you mean ollama_flash_attention?", ALL),
     ("ollama_num_parallel=four", "ollama_num_parallel", "'four'", "valid integer", ALL),
     ("ollama_memory_max=20GB", "ollama_memory_max", "'20GB'", "did you mean 20G?", ALL),
     ("ollama_keep_alive=1.5", "ollama_keep_alive", "1.5", "silently keeps 5m", ALL),
@@ -53,6 +57,12 @@ CASES = [
     ("ollama_host=http://127.0.0.1", "ollama_host", "'http://127.0.0.1'", "port 80 is below 1024", ALL),
     ("ollama_host=127.0.0.1:0", "ollama_host", "'127.0.0.1:0'", "random port", ALL),
     ('ollama_origins=["*"]', "ollama_origins", "['*']", "any web page", ALL),
+    # Values that would break the file they are written into (a path field ends at whitespace, %
+    # starts a specifier, a line break ends the directive).
+    ("ollama_models_dir=/srv/my models", "ollama_models_dir", "'/srv/my models'", "' ' in a path", ALL),
+    ("ollama_models_dir=srv/models", "ollama_models_dir", "'srv/models'", "an absolute, normalised path", ALL),
+    ('ollama_origins=["http://a.example\\nEnvironment=OLLAMA_HOST=0.0.0.0"]', "ollama_origins", "[",
+     "control character '\\n' cannot be written into listen.conf", ALL),
     (("ollama_version=0.32.99", "ollama_release_sha256={}"), "ollama_release_base_url", "'http://",
      "v0.32.99/sha256sum.txt: 404", ALL),
     ("ollama_models_local_dir=/srv/no-such-models", "ollama_models_local_dir", "'/srv/no-such-models'",
@@ -87,9 +97,11 @@ def test_quantized_kv_without_flash_attention_is_refused(deploy_testbed):
 def test_host_in_no_profile_group_is_refused(deploy_testbed, tmp_path):
     host = deploy_testbed.hosts[0]
     inventory = tmp_path / "noprofile.py"
+    misspelt = host.profile.replace("_", "-")  # cpu-xeon: a group pyinfra accepts, but no profile
     inventory.write_text(f"exec(open({str(deploy_testbed.inventory_path)!r}).read())\n"
-                         f"gpu_box = [h for h in {host.profile} if h[0] == {host.name!r}]\n"
+                         f"{misspelt.replace('-', '')} = [h for h in {host.profile} if h[0] == {host.name!r}]\n"
                          f"{host.profile} = [h for h in {host.profile} if h[0] != {host.name!r}]\n")
     run = run_deploy(inventory)
     assert run.rc != 0
     assert f"host {host.name}: key profile, value []: the host is in no profile group" in run.stderr
+    assert f"group {misspelt.replace('-', '')!r}: did you mean {host.profile}?" in run.stderr

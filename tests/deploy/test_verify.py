@@ -140,3 +140,26 @@ def test_sizes_ollama_could_not_parse_are_not_called_full_gpu(deploy_testbed, fi
     assert offload and all(c["seen"].startswith("unknown (Ollama parsed no buffer sizes") for c in offload), offload
     size, vram = re.search(r"\((\d+)/(\d+) bytes in VRAM\)", offload[0]["seen"]).groups()
     assert size == vram
+
+
+def test_values_with_percent_quotes_and_spaces_are_written_escaped_and_read_back_exactly(deploy_testbed, first_run,
+                                                                                        tmp_path):
+    """Environment= expands % and ends a value at a bare quote; `systemctl show` and Ollama's log line
+    quote such values. Origins holding all three go through as written, and verify passes (a
+    correct host is not rolled back)."""
+    from tests.deploy.hosts import inventory_with
+
+    tb = deploy_testbed
+    host = next(h.name for h in tb.hosts if h.profile == "cpu_xeon")
+    origins = ["http://intranet.example/%7Eops", 'http://app.example/"x"', "http://tools.example/a b"]
+    run = run_deploy(inventory_with(tb, tmp_path, host, ollama_origins=origins), "--limit", host)
+    try:
+        assert run.rc == 0, run.stderr[-3000:]
+        shown = ssh(tb, host, "systemctl show -p Environment ollama").stdout
+        assert '"OLLAMA_ORIGINS=http://intranet.example/%7Eops,http://app.example/\\"x\\",http://tools.example/a b"' \
+            in shown, shown
+        report = json.loads((PROJECT_ROOT / "reports/verify" / f"{host}.json").read_text())
+        (check,) = [c for c in report["checks"] if c["setting"] == "OLLAMA_ORIGINS"]
+        assert check["ok"] and 'http://app.example/"x" http://tools.example/a b' in check["seen"], check
+    finally:
+        assert run_deploy(tb.inventory_path, "--limit", host).rc == 0

@@ -1,4 +1,5 @@
 """Settings: one declaration feeds validation and drop-ins; group data precedence is pyinfra's."""
+import re
 import runpy
 from pathlib import Path
 
@@ -121,3 +122,34 @@ def test_every_variable_the_dropins_write_is_one_ollama_logs_and_the_double_logs
         env = field.json_schema_extra["env"]
         if env and env.startswith("OLLAMA_"):
             assert env in logged, key
+
+def test_keys_that_look_like_settings_are_named_with_the_setting_they_meant():
+    from tasks.settings import misnamed_keys
+
+    data = {"OLLAMA_KEEP_ALIVE": "1h", "keep_alive": "1h", "olama_keep_alive": "1h", "Ollama_Num_Parallel": 2,
+            "ssh_hostname": "h", "_sudo": True, "facts_override": {}, "testbed_profile": "cpu_xeon"}
+    lines = misnamed_keys(data)
+    assert [line.split(",")[0] for line in lines] == ["key OLLAMA_KEEP_ALIVE", "key keep_alive", "key olama_keep_alive",
+                                                     "key Ollama_Num_Parallel"]
+    assert all(line.endswith(("did you mean ollama_keep_alive?", "did you mean ollama_num_parallel?")) for line in lines)
+    with pytest.raises(SettingsError, match="unknown setting; did you mean ollama_keep_alive"):
+        resolve({"ollama_keep_alvie": "1h"})
+
+
+@pytest.mark.parametrize("key, value, reason", [
+    ("ollama_models_dir", "srv/models", "an absolute, normalised path"),
+    ("ollama_models_dir", "/srv/../srv/models", "an absolute, normalised path other than / (e.g. '/srv/models')"),
+    ("ollama_models_dir", "/srv/my models", "' ' in a path written into systemd and tmpfiles.d lines"),
+    ("ollama_prefix", "/opt/%h", "'%' in a path"),
+    ("ollama_origins", ["http://a.example\nEnvironment=OLLAMA_HOST=0.0.0.0"], "control character '\\n' cannot be "
+                                                                              "written into listen.conf"),
+])
+def test_values_that_would_break_their_file_are_refused(key, value, reason):
+    with pytest.raises(SettingsError, match=re.escape(reason)):
+        resolve({key: value})
+
+
+def test_environment_values_are_quoted_and_escaped_for_systemd():
+    s = resolve({"ollama_origins": ['http://a.example/%7Eme', 'http://b.example/"q"\\x', "http://c d"]})
+    (line,) = [x for x in dropins(s)["listen.conf"] if x.value.startswith("OLLAMA_ORIGINS=")]
+    assert line.text == 'Environment="OLLAMA_ORIGINS=http://a.example/%%7Eme,http://b.example/\\"q\\"\\\\x,http://c d"'

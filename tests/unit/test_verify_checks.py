@@ -1,6 +1,6 @@
 """Verify's verdict on each OLLAMA_* variable systemd gives Ollama, against its `server config` line."""
 from tasks.plan import HostPlan, settings_from
-from tasks.verify import check_compute, check_settings
+from tasks.verify import check_compute, check_settings, environment_items, parse_server_config
 from tests.unit.recorded import SEED003, gpus, machine
 
 # What a real 0.32.15 logs (a few keys of its server config map are enough for the verdicts).
@@ -53,3 +53,20 @@ def test_the_file_size_fallback_is_not_called_full_gpu():
     assert gpu["ok"] and gpu["seen"].startswith("unknown")
     assert _offload("dual_gpu", CUDA_COMPUTE, 7_612_661, 7_612_661)["seen"].startswith("full GPU")
     assert not _offload("dual_gpu", CUDA_COMPUTE, 7_612_661, 0)["ok"]  # parsed, and all on the CPU
+
+
+# verify reads back every value exactly: Ollama's `server config` line (a Go-quoted slog value) and
+# `systemctl show -p Environment` (items with spaces or quotes in double quotes, C-escaped).
+def test_server_config_values_are_unquoted_as_slog_quoted_them():
+    env = 'map[OLLAMA_HOST:http://127.0.0.1:11434 OLLAMA_ORIGINS:[http://a/"x" http://b c] OLLAMA_KEEP_ALIVE:5m0s]'
+    quoted = env.replace("\\", "\\\\").replace('"', '\\"')  # strconv.Quote, as slog's text handler writes it
+    line = f'time=2026-12-03T18:00:00.000Z level=INFO source=routes.go:1 msg="server config" env="{quoted}"'
+    assert parse_server_config(line) == {"OLLAMA_HOST": "http://127.0.0.1:11434",
+                                         "OLLAMA_ORIGINS": '[http://a/"x" http://b c]', "OLLAMA_KEEP_ALIVE": "5m0s"}
+    assert parse_server_config('msg="server config"') == {}
+
+
+def test_systemctl_show_items_with_spaces_and_quotes():
+    shown = 'OLLAMA_KEEP_ALIVE=1h "OLLAMA_ORIGINS=http://a/\\"x\\",http://b c" OLLAMA_MODELS=/srv/m'
+    assert environment_items(shown) == ["OLLAMA_KEEP_ALIVE=1h", 'OLLAMA_ORIGINS=http://a/"x",http://b c',
+                                        "OLLAMA_MODELS=/srv/m"]
