@@ -75,6 +75,10 @@ class ModelInfoError(Exception):
     """Metadata for a model could not be read; the message names the model and what failed."""
 
 
+class ModelNotFound(ModelInfoError):
+    """The registry answered 404: it has no such model (or tag)."""
+
+
 # -- names (types/model/name.go) ------------------------------------------------------------
 
 _MISSING = "!MISSING!"  # name.go MissingPart: a part promised by a separator but empty
@@ -201,7 +205,8 @@ def _get(name: str, url: str, timeout: float, **headers) -> requests.Response:
         raise ModelInfoError(f"model {name!r}: GET {url} failed: {e}") from None
     if r.status_code not in (200, 206):
         r.close()
-        raise ModelInfoError(f"model {name!r}: GET {url} returned HTTP {r.status_code}")
+        error = ModelNotFound if r.status_code == 404 else ModelInfoError
+        raise error(f"model {name!r}: GET {url} returned HTTP {r.status_code}")
     return r
 
 

@@ -1,17 +1,23 @@
-"""Pull the host's models (present ones are skipped); optionally remove unlisted ones.
+"""Pull the host's models (present ones are skipped); optionally remove unlisted ones. A model the
+registry does not have is not pulled, the others are, and the host fails at the end of the run
+with that line (a configuration that serves is not rolled back for it).
 
 Example (deploy.py):
     ensure_models()
+    ...
+    missing_models_fail_the_host()
 """
 from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.operations import python
 
 from .facts import OllamaModels, canonical_model, tuned_name
 from .fleetcache import fleet_cache_on, model_for
 from .operations import model_absent, model_pulled, model_tuned, models_seeded
 from .plan import plan_for
+from .rollback import fail_with_rollback
 from .settings import api_url, selected_models
 
 
@@ -21,7 +27,7 @@ def ensure_models():
     settings = plan.settings
     ollama = f"{settings.ollama_prefix}/bin/ollama"
     api = api_url(settings)
-    models = selected_models(settings)
+    models = [m for m in selected_models(settings) if m not in plan.missing]  # the plan warned about those
     if fleet_cache_on(settings):  # fetched once on the control node (at plan time), then copied; the pull below confirms
         cached = [model_for(model, settings) for model in models]
         models_seeded(name="Seed models from the fleet cache", models_dir=settings.ollama_models_dir,
@@ -32,8 +38,22 @@ def ensure_models():
         model_pulled(name=f"Model {model}", model=model, api=api, ollama=ollama, models_dir=settings.ollama_models_dir,
                      size_bytes=info.weights_bytes if info else 0)
     for model, parameters in settings.ollama_model_parameters.items():
+        if model in plan.missing:
+            continue
         model_tuned(name=f"Tuned {model}", model=model, parameters=parameters, api=api)
     if settings.ollama_prune_models:
         wanted = {canonical_model(m) for m in models} | {tuned_name(m) for m in settings.ollama_model_parameters}
         for model in sorted(host.get_fact(OllamaModels, api=api) - wanted):
             model_absent(name=f"Remove unlisted model {model}", model=model, api=api, ollama=ollama)
+
+
+def _missing(state, host, missing: dict):
+    return fail_with_rollback(host, "not pulled, the registry does not have them: " + "; ".join(missing.values()),
+                              changed=False, timeout=0)
+
+
+@deploy("Missing models")
+def missing_models_fail_the_host():
+    missing = plan_for(host).missing
+    if missing:
+        python.call(name="Models the registry does not have", function=_missing, missing=missing)

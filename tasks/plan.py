@@ -9,18 +9,17 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field, replace
 
-from pyinfra import logger
-
 from .adopt import ForeignConfig, foreign_models_dir, verdicts
 from .budget import check_budget, context_notes, kv_head_size_problems, memory_max_bytes, overhead_problems
 from .derive import GPU_PROFILES, derive
 from .hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
 from .fleetcache import FleetCacheError, fleet_cache_on, model_for, release_for
 from .goparse import ollama_bool
-from .modelinfo import ModelInfoError, fetch_model_info
+from .modelinfo import ModelInfoError, ModelNotFound, fetch_model_info
 from .release import ReleaseError, artifact_for
 from .settings import (PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, misnamed_keys, resolve,
                        selected_models)
+from .summary import warn
 
 PROFILES = ("cpu_xeon", "dual_gpu", "dgx_spark")
 # GPU library directories in the release artifact this tool installs, per arch (Dockerfile's amd64 and
@@ -41,6 +40,7 @@ class HostPlan:
     settings: OllamaSettings
     models: dict = field(default_factory=dict)  # name -> ModelInfo, when the budget was checked
     foreign: tuple = ()  # adopt.Directive: what else configures ollama.service there (taken over)
+    missing: dict = field(default_factory=dict)  # model -> why the registry does not have it (not pulled)
 
 
 _PLANS: dict[tuple[str, bool], HostPlan] = {}
@@ -126,7 +126,7 @@ def _foreign_problems(foreign, settings: OllamaSettings, hw: Hardware, data: dic
     lines = verdicts(foreign, settings, check)
     if settings.ollama_adopt:
         for line in lines:
-            logger.warning(f"[{name}] taking over {line}")
+            warn(name, f"taking over {line}")
         return []
     return lines + ["key ollama_adopt, value False: ollama.service here is configured outside this tool (above); "
                     "set ollama_adopt=true to take the host over (the files are kept in a dated backup)"]
@@ -193,12 +193,18 @@ def plan_for(target, check: bool = True) -> HostPlan:
         except (ReleaseError, FleetCacheError) as e:
             source = settings.ollama_release_local_dir or settings.ollama_release_base_url
             problems.append(f"key ollama_release_base_url, value {source!r}: {e}")
-    infos = {}
+    infos, missing = {}, {}
     # With the fleet cache the models are fetched and verified now, so a bad one stops the run here.
     wants_info = settings.ollama_check_memory_budget or fleet_cache_on(settings)
     if check and wants_info and selected_models(settings) and not problems:
         try:
-            infos = {m: _model_info(m, settings) for m in selected_models(settings)}
+            for m in selected_models(settings):
+                try:
+                    infos[m] = _model_info(m, settings)
+                except ModelNotFound as e:  # that model is not pulled; the others are, and the host fails at the end
+                    missing[m] = str(e)
+                    warn(target.name, f"{e}: the registry has no such model, so it is not pulled (the host's other "
+                                      "models are) and the host fails at the end of the run")
         except FleetCacheError as e:
             key, value = (("ollama_models_local_dir", settings.ollama_models_local_dir)
                           if settings.ollama_models_local_dir else ("ollama_models", selected_models(settings)))
@@ -212,6 +218,6 @@ def plan_for(target, check: bool = True) -> HostPlan:
     if problems:
         raise SettingsError(problems)
     for note in context_notes(settings, infos):
-        logger.warning(f"[{target.name}] {note}")
-    _PLANS[(target.name, check)] = HostPlan(profile, hw, settings, infos, tuple(foreign) if check else ())
+        warn(target.name, note)
+    _PLANS[(target.name, check)] = HostPlan(profile, hw, settings, infos, tuple(foreign) if check else (), missing)
     return _PLANS[(target.name, check)]

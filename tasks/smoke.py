@@ -33,6 +33,7 @@ from .tunnel import api_connection
 from .plan import plan_for
 from .rollback import fail_with_rollback
 from .settings import api_url, selected_models
+from .summary import warn
 
 REPORT_DIR = Path("reports/smoke")
 
@@ -101,9 +102,9 @@ def _smoke(state, host, candidates: list[str], prompt: str, timeout: float, api:
         conn = api_connection(host, timeout, api)
         model, passed = generating_model(candidates, lambda m: capabilities(conn, m))
         for note in passed:
-            logger.warning(f"[{host.name}] smoke: {note} cannot generate, passed over")
+            warn(host.name, f"smoke: {note} cannot generate, passed over")
         if model is None:
-            logger.warning(f"[{host.name}] smoke skipped: none of {', '.join(candidates)} can generate")
+            warn(host.name, f"smoke skipped: none of {', '.join(candidates)} can generate")
             return
         result = generate_timed(conn, model, prompt)
     except (OSError, RuntimeError, ValueError, http.client.HTTPException) as e:
@@ -137,8 +138,9 @@ def smoke_candidates(settings) -> list[str]:
 @deploy("Smoke")
 def smoke_test(changes=()):
     """`changes`: the operations whose change would be rolled back if the smoke fails."""
-    settings = plan_for(host).settings
-    candidates = smoke_candidates(settings)
+    plan = plan_for(host)
+    settings = plan.settings
+    candidates = [m for m in smoke_candidates(settings) if m not in {check_names(x, settings) for x in plan.missing}]
     if not settings.ollama_run_smoke or not candidates:
         return
     python.call(name="Smoke: generate with the first model that can", function=_smoke, candidates=candidates,

@@ -158,7 +158,10 @@ def test_a_context_above_what_the_model_was_trained_on_is_said_at_plan_time(depl
     model = model_of(deploy_testbed, cpu)
     assert (f"[{cpu}] ollama_context_length is 8192 but {model} was trained on 4096 tokens: "
             "Ollama runs it at 4096") in first_run.stderr
-    assert first_run.stderr.count("was trained on") == 1  # the double's models were trained on 131072
+    # Said once at plan time and once in the run's summary; the double's models were trained on 131072.
+    assert first_run.stderr.count("was trained on") == 2
+    summary = first_run.stderr.split("--> Warnings:\n")[-1]
+    assert f"{cpu}: ollama_context_length is 8192 but {model} was trained on 4096 tokens" in summary
 
 
 def test_a_thinking_or_embedding_model_first_in_the_list_still_passes_the_smoke(deploy_testbed, first_run,
@@ -183,3 +186,22 @@ def test_a_thinking_or_embedding_model_first_in_the_list_still_passes_the_smoke(
     back = run_deploy(tb.inventory_path, "--limit", host, "--data", "ollama_prune_models=true")
     assert back.rc == 0, back.stderr[-3000:]
     assert embed not in ssh(tb, host, "ollama list").stdout
+
+
+def test_a_model_the_registry_lacks_is_named_and_the_others_are_still_pulled(deploy_testbed, first_run, tmp_path):
+    tb = deploy_testbed
+    host = tb.hosts[0].name
+    models = ["testbed/no-such-model", model_of(tb, host), "testbed/small"]  # small: a double-only GGUF
+    run = run_deploy(inventory_with(tb, tmp_path, host, ollama_models=models), "--limit", host)
+    assert run.rc != 0, run.stderr[-1500:]
+    (line,) = _failed_hosts_summary(run)
+    assert line.startswith(f"{host}: not pulled, the registry does not have them: model 'testbed/no-such-model': "
+                           "GET ") and "returned HTTP 404" in line and "nothing changed in this run" in line
+    warnings = run.stderr.split("--> Warnings:\n")[-1].split("--> Failed hosts:")[0]
+    assert f"{host}: model 'testbed/no-such-model': GET" in warnings and "Traceback" not in run.stderr
+    listed = ssh(tb, host, "ollama list").stdout
+    assert "testbed/small:latest" in listed  # the host's other models were pulled
+    smoke = json.loads((PROJECT_ROOT / "reports/smoke" / f"{host}.json").read_text())
+    assert smoke["model"] != "testbed/no-such-model"
+    back = run_deploy(tb.inventory_path, "--limit", host, "--data", "ollama_prune_models=true")
+    assert back.rc == 0, back.stderr[-3000:]
