@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from testbed.deployrun import run_deploy
+from testbed.deployrun import PROJECT_ROOT, run_deploy
 from tests.deploy.hosts import inventory_with, ssh
 
 
@@ -214,3 +214,30 @@ def test_failed_smoke_after_a_change_rolls_back(deploy_testbed, first_run, tmp_p
     assert "rolled back to the last good configuration, which serves again" in run.stderr
     assert ssh(tb, host, f"cat {conf}").stdout == before
     assert "OLLAMA_KEEP_ALIVE=45m" not in ssh(tb, host, "systemctl show -p Environment ollama").stdout
+
+
+def test_a_deploy_over_a_non_root_ssh_user_with_sudo(deploy_testbed, first_run, tmp_path):
+    """pyinfra's _sudo for the operations and facts, and for the checks the deploy runs itself (the
+    API wait, the smoke's journal-free path, verify's journalctl and systemd-analyze)."""
+    tb = deploy_testbed
+    host = next(h.name for h in tb.hosts if h.profile == "cpu_xeon")
+    made = ssh(tb, host, "id deployer >/dev/null 2>&1 || useradd -m -s /bin/sh deployer; "
+                         "install -d -o deployer -g deployer -m 700 /home/deployer/.ssh; "
+                         "install -o deployer -g deployer -m 600 /root/.ssh/authorized_keys /home/deployer/.ssh/; "
+                         "echo 'deployer ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/deployer; "
+                         "chmod 440 /etc/sudoers.d/deployer")
+    assert made.returncode == 0, made.stderr
+    conf = "/etc/systemd/system/ollama.service.d/performance.conf"
+    try:
+        run = run_deploy(inventory_with(tb, tmp_path, host, ssh_user="deployer", _sudo=True,
+                                        ollama_keep_alive="2h"), "--limit", host)
+        assert run.rc == 0, run.stderr[-3000:]
+        assert ("Configure Ollama | Drop-ins", host) in run.changed_ops()
+        assert 'OLLAMA_KEEP_ALIVE=2h' in ssh(tb, host, f"cat {conf}").stdout
+        assert ssh(tb, host, f"stat -c %U {conf}").stdout.strip() == "root"
+        report = json.loads((PROJECT_ROOT / "reports/verify" / f"{host}.json").read_text())
+        assert report["ok"] and report["exposure"] is not None  # journalctl and systemd-analyze ran as root
+    finally:
+        back = run_deploy(tb.inventory_path, "--limit", host)
+        ssh(tb, host, "userdel -r deployer; rm -f /etc/sudoers.d/deployer")
+    assert back.rc == 0, back.stderr[-3000:]
