@@ -10,8 +10,9 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import Groups
-from pyinfra.operations import files
+from pyinfra.operations import apt, files
 
 from .adopt import taken_over
 from .facts import InstalledRelease
@@ -25,6 +26,18 @@ from .plan import plan_for
 OLLAMA_HOME = "/usr/share/ollama"
 
 
+def host_tools(artifact_name: str) -> None:
+    """What the install and the checks run on the host, from its own package sources, when missing:
+    curl (the download, the API checks), CA certificates (Ollama pulls over HTTPS), zstd (the
+    .tar.zst release). A bare Debian host has none of them; an installed one costs one fact."""
+    wanted = ["curl", "ca-certificates"] + (["zstd"] if artifact_name.endswith(".zst") else [])
+    missing = [p for p in wanted if p not in host.get_fact(DebPackages)]
+    if missing:
+        apt.update(name="Package lists (tools missing)")
+        apt.packages(name=f"Tools the install needs: {', '.join(missing)}", packages=missing,
+                     no_recommends=True)
+
+
 @deploy("Install Ollama")
 def install_ollama():
     plan = plan_for(host)
@@ -35,6 +48,7 @@ def install_ollama():
                          models_dir=settings.ollama_models_dir,
                          stamp=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
     artifact = artifact_for(settings, plan.hardware.arch)
+    host_tools(artifact.name)
     if fleet_cache_on(settings) and not artifact.local_path:
         # Fetched once for the fleet on the control node (verified), then uploaded like an air-gapped one.
         artifact = Artifact(artifact.name, f"file://{CACHE_DIR}/{artifact.name}", artifact.sha256,

@@ -59,6 +59,8 @@ def seed_host(host: Host, authorized_key: str) -> str:
     _write(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n::1\tlocalhost ip6-localhost\n"
                                f"{host.testbed.gateway}\t{tls.REGISTRY_HOST} {tls.BLOB_HOST}\n")
     _trust_testbed_ca(host)
+    # The site's apt proxy (the hosts have no route out); the sources are debootstrap's own.
+    _write(root / "etc/apt/apt.conf.d/00ollama-testbed-proxy", f'Acquire::http::Proxy "{host.testbed.apt_proxy}";\n')
     if not (root / "etc/machine-id").read_text().strip():
         _write(root / "etc/machine-id", secrets.token_hex(16) + "\n")
     ssh_dir = root / "root/.ssh"
@@ -80,8 +82,10 @@ def _trust_testbed_ca(host: Host) -> None:
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ca, dest)
-    subprocess.run(["chroot", str(host.root), "update-ca-certificates", "--fresh"], check=True,
-                   capture_output=True)
+    # A bare base has no ca-certificates yet: its install (by the deploy) takes the CA in then.
+    if (host.root / "usr/sbin/update-ca-certificates").exists():
+        subprocess.run(["chroot", str(host.root), "update-ca-certificates", "--fresh"], check=True,
+                       capture_output=True)
 
 
 def _install_hardware(host: Host) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tasks.release import parse_sums
 
-from . import container, inventory, network, real_ollama, rootfs, tls
+from . import aptproxy, container, inventory, network, real_ollama, rootfs, tls
 from .layout import CACHE_ROOT, MIRROR_PORT, OLLAMA_VERSION, PROJECT_ROOT, STATE_ROOT, Testbed, TestbedError
 from .models import publish_models
 from .real_models import publish_real_models
@@ -86,11 +86,12 @@ def up(tb: Testbed, boot_timeout: float = 45, cache_root: Path = CACHE_ROOT, log
     """Boot every host that is not running; returns {"hosts": [...], "seconds": ...}."""
     started = time.monotonic()
     _check_size(tb)
-    base = rootfs.ensure_base(cache_root, log=log)
+    base = rootfs.ensure_base(cache_root, log=log, base=tb.base)
     tb.state_dir.mkdir(parents=True, exist_ok=True)
     pubkey = inventory.ensure_client_key(tb)
     network.ensure_bridge(tb)
     sums = ensure_mirror(tb, log=log)
+    aptproxy.ensure(tb, cache_root)
     host_keys, to_boot = {}, []
     for h in tb.hosts:
         running = container.nspawn_pid(h) is not None
@@ -152,7 +153,8 @@ def down(tb: Testbed) -> list[str]:
     deadline = time.monotonic() + 15
     while container.find_pids(f"--machine={tb.name}-") and time.monotonic() < deadline:
         time.sleep(0.1)
-    for pid in container.find_pids(f"--machine={tb.name}-") + container.find_pids(_mirror_needle(tb)):
+    for pid in (container.find_pids(f"--machine={tb.name}-") + container.find_pids(_mirror_needle(tb))
+                + container.find_pids(aptproxy.needle(tb))):
         subprocess.run(["kill", "-KILL", str(pid)], check=False)
     hosts_dir = tb.state_dir / "hosts"
     for root in sorted(hosts_dir.glob("*/root")) if hosts_dir.exists() else []:
@@ -170,7 +172,8 @@ def down(tb: Testbed) -> list[str]:
 
 def leftovers(tb: Testbed) -> list[str]:
     """Anything of this testbed that still exists: processes, mounts, namespaces, links, files."""
-    pids = container.find_pids(f"--machine={tb.name}-") + container.find_pids(_mirror_needle(tb))
+    pids = (container.find_pids(f"--machine={tb.name}-") + container.find_pids(_mirror_needle(tb))
+            + container.find_pids(aptproxy.needle(tb)))
     left = [f"process {p}" for p in pids]
     with open("/proc/self/mounts") as mounts:
         left += [f"mount {line.split()[1]}" for line in mounts if f" {tb.state_dir}/" in line]

@@ -24,6 +24,7 @@ STATE_ROOT = Path(os.environ.get("OLLAMA_TESTBED_STATE", "/var/lib/ollama-testbe
 CACHE_ROOT = Path(os.environ.get("OLLAMA_TESTBED_CACHE", "/var/cache/ollama-testbed"))
 DEFAULT_NAME = "tb"
 MIRROR_PORT = 8701
+APT_PROXY_PORT = 3143  # not apt-cacher-ng's 3142, which its Debian package may already serve
 # The version the test double reports; the deploy pins the same version for the real artifact.
 OLLAMA_VERSION = "0.32.15"
 # Which Ollama each profile's hosts run: the real build (testbed/real_ollama.py, CPU only) or the test
@@ -89,15 +90,17 @@ class Testbed:
     host_count: int
     subnet: ipaddress.IPv4Network
     hosts: tuple[Host, ...] = field(default=(), compare=False)
+    base: str = "full"  # the host image: testbed.rootfs.BASES
 
     @classmethod
-    def named(cls, name: str = DEFAULT_NAME, hosts: int = 3, subnet: str | None = None) -> "Testbed":
+    def named(cls, name: str = DEFAULT_NAME, hosts: int = 3, subnet: str | None = None,
+              base: str = "full") -> "Testbed":
         if not _NAME_RE.match(name):
             raise TestbedError(f"testbed name {name!r}: use 1-8 lowercase letters/digits, starting with a letter")
         if not 1 <= hosts <= 200:
             raise TestbedError(f"testbed {name}: host count {hosts} must be between 1 and 200")
         net = ipaddress.IPv4Network(subnet or _default_subnet(name))
-        tb = cls(name, hosts, net)
+        tb = cls(name, hosts, net, base=base)
         counters: dict[str, int] = {}
         members = []
         for i in range(hosts):
@@ -120,6 +123,11 @@ class Testbed:
     def gateway(self) -> str:
         """The control node's address on the bridge: the mirror listens here."""
         return str(self.subnet.network_address + 1)
+
+    @property
+    def apt_proxy(self) -> str:
+        """The testbed's apt proxy (apt-cacher-ng on the bridge address), as a site's hosts have one."""
+        return f"http://{self.gateway}:{APT_PROXY_PORT}"
 
     @property
     def mirror_url(self) -> str:

@@ -17,9 +17,14 @@ from pathlib import Path
 
 from .layout import CACHE_ROOT, TestbedError
 
-SUITE = "bookworm"
-PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2",
-            "curl", "ca-certificates", "sudo", "zstd", "nftables")
+SUITE = "bookworm"  # the suite of this machine's own apt sources, whose mirror every base uses
+# What each base image holds. "full" is what most tests run on: the test double needs python3 and
+# the GPU replay too; it also has what the deploy installs itself (curl, zstd, ...). "bare" and
+# "trixie" (Debian 13) are minimal hosts, systemd and sshd only: the deploy must install the rest.
+BARE = ("systemd", "systemd-sysv", "dbus", "openssh-server")
+BASES = {"full": ("bookworm", BARE + ("python3", "iproute2", "curl", "ca-certificates", "sudo", "zstd", "nftables")),
+         "bare": ("bookworm", BARE), "trixie": ("trixie", BARE)}
+PACKAGES = BASES["full"][1]
 # Bump when the preparation below changes, so stale caches are rebuilt rather than reused.
 PREPARE_REVISION = "3"
 
@@ -44,18 +49,20 @@ def apt_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
     raise TestbedError(f"no Debian mirror found in {sources_dir}/sources.list(.d): cannot debootstrap")
 
 
-def cache_key() -> str:
-    return hashlib.sha256(f"{SUITE}:{','.join(PACKAGES)}:{PREPARE_REVISION}".encode()).hexdigest()[:12]
+def cache_key(base: str = "full") -> str:
+    suite, packages = BASES[base]
+    return hashlib.sha256(f"{suite}:{','.join(packages)}:{PREPARE_REVISION}".encode()).hexdigest()[:12]
 
 
-def base_path(cache_root: Path = CACHE_ROOT) -> Path:
-    return cache_root / f"base-{SUITE}-{cache_key()}"
+def base_path(cache_root: Path = CACHE_ROOT, base: str = "full") -> Path:
+    return cache_root / f"base-{BASES[base][0]}-{cache_key(base)}"
 
 
-def ensure_base(cache_root: Path = CACHE_ROOT, log=print) -> Path:
+def ensure_base(cache_root: Path = CACHE_ROOT, log=print, base: str = "full") -> Path:
     """Return the cached base rootfs, building it first if missing. Safe to call concurrently-ish:
     the build goes to a temporary directory renamed into place only when complete."""
-    final = base_path(cache_root)
+    suite, packages = BASES[base]
+    final = base_path(cache_root, base)
     if (final / ".testbed-base-ready").exists():
         return final
     cache_root.mkdir(parents=True, exist_ok=True)
@@ -67,7 +74,7 @@ def ensure_base(cache_root: Path = CACHE_ROOT, log=print) -> Path:
     logfile = cache_root / f"{final.name}.debootstrap.log"
     with open(logfile, "w") as out:
         rc = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(tmp), mirror],
+            ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, str(tmp), mirror],
             stdout=out, stderr=subprocess.STDOUT).returncode
     if rc != 0:
         raise TestbedError(f"base rootfs: debootstrap exited {rc}; log: {logfile}")
