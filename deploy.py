@@ -7,7 +7,7 @@ from pyinfra import inventory
 from tasks.configure import configure_ollama
 from tasks.firewall import firewall
 from tasks.install import install_ollama
-from tasks.models import ensure_models, missing_models_fail_the_host
+from tasks.models import ensure_models, models_present_or_fail
 from tasks.rollback import remember_good_config
 from tasks.service import apply_changes
 from tasks.smoke import smoke_test
@@ -26,4 +26,4 @@ ensure_models()
 smoke_test(changes)
 verify_host(changes)
 remember_good_config()
-missing_models_fail_the_host()
+models_present_or_fail()

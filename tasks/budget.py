@@ -30,11 +30,21 @@ def default_context(total_vram_bytes: int) -> int:
     return 4096
 
 
-def memory_max_bytes(value: str | None) -> int | None:
-    if value is None:
+def memory_max_bytes(value: str | None, ram_bytes: int | None = None) -> int | None:
+    """Bytes of a MemoryMax= value (systemd.resource-control(5)): bytes with an optional 1024-based
+    K/M/G/T/P/E suffix, a percentage of RAM (None without `ram_bytes`), or infinity (None).
+
+    >>> memory_max_bytes("20G"), memory_max_bytes("1.5K"), memory_max_bytes("50%", 2**30), memory_max_bytes("infinity")
+    (21474836480, 1536, 536870912, None)
+    """
+    if value is None or value == "infinity":
         return None
+    if value.endswith("%"):
+        return int(ram_bytes * float(value[:-1]) / 100) if ram_bytes else None
     suffix = value[-1]
-    return int(value[:-1]) * 1024 ** ("KMGT".index(suffix) + 1) if suffix in "KMGT" else int(value)
+    if suffix in "KMGTPE":
+        return int(float(value[:-1]) * 1024 ** ("KMGTPE".index(suffix) + 1))
+    return int(value)
 
 
 def model_parameters(s: OllamaSettings, model: str) -> dict:
@@ -109,7 +119,7 @@ def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -
                      f"{_gib(sum(free))}")
             problems.append(f"key ollama_models, value {model!r}: needs {_gib(need)} ({how}) but {where}: {knobs}")
         return problems
-    limit = memory_max_bytes(s.ollama_memory_max) or hw.mem_total_mib * MIB
+    limit = memory_max_bytes(s.ollama_memory_max, hw.mem_total_mib * MIB) or hw.mem_total_mib * MIB
     if unified:
         limit = min(limit, int(hw.mem_total_mib * MIB * SINGLE_GPU_SHARE))
     loaded = s.ollama_max_loaded_models or 3 * max(len(hw.gpus), 1)

@@ -5,9 +5,11 @@ with that line (a configuration that serves is not rolled back for it).
 Example (deploy.py):
     ensure_models()
     ...
-    missing_models_fail_the_host()
+    models_present_or_fail()
 """
 from __future__ import annotations
+
+import json
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -17,6 +19,7 @@ from .facts import OllamaModels, canonical_model, tuned_name
 from .fleetcache import fleet_cache_on, model_for
 from .operations import model_absent, model_pulled, model_tuned, models_seeded
 from .plan import plan_for
+from .remote import shell
 from .rollback import fail_with_rollback
 from .settings import api_url, selected_models
 
@@ -35,8 +38,9 @@ def ensure_models():
                       blobs={name: str(path) for c in cached for name, path in c.blobs.items()})
     for model in models:
         info = plan.models.get(model)
+        # A failed pull (no space, a registry error) does not stop the other models; the host fails at the end.
         model_pulled(name=f"Model {model}", model=model, api=api, ollama=ollama, models_dir=settings.ollama_models_dir,
-                     size_bytes=info.weights_bytes if info else 0)
+                     size_bytes=info.weights_bytes if info else 0, _ignore_errors=True)
     for model, parameters in settings.ollama_model_parameters.items():
         if model in plan.missing:
             continue
@@ -47,13 +51,23 @@ def ensure_models():
             model_absent(name=f"Remove unlisted model {model}", model=model, api=api, ollama=ollama)
 
 
-def _missing(state, host, missing: dict):
-    return fail_with_rollback(host, "not pulled, the registry does not have them: " + "; ".join(missing.values()),
-                              changed=False, timeout=0)
+def _all_present(state, host, wanted: list, missing: dict, api: str):
+    _, out, _ = shell(host, f"curl -fsS --max-time 10 {api}/api/tags")
+    try:
+        present = {canonical_model(m["name"]) for m in json.loads(out or "{}").get("models") or []}
+    except (ValueError, TypeError, AttributeError, KeyError):
+        present = set()
+    failed = [f"{m}: the pull failed (its error is above)" for m in wanted if canonical_model(m) not in present]
+    if not missing and not failed:
+        return None
+    lines = [f"not pulled, the registry does not have them: {'; '.join(missing.values())}"] if missing else []
+    return fail_with_rollback(host, "; ".join(lines + failed), changed=False, timeout=0)
 
 
-@deploy("Missing models")
-def missing_models_fail_the_host():
-    missing = plan_for(host).missing
-    if missing:
-        python.call(name="Models the registry does not have", function=_missing, missing=missing)
+@deploy("Models present")
+def models_present_or_fail():
+    """Last in the run: every selected model present, else the host fails naming each one not pulled."""
+    plan = plan_for(host)
+    wanted = [m for m in selected_models(plan.settings) if m not in plan.missing]
+    python.call(name="Every selected model present", function=_all_present, wanted=wanted, missing=plan.missing,
+                api=api_url(plan.settings))

@@ -60,10 +60,10 @@ def _profile(target) -> str:
 
 def _hardware_problems(s: OllamaSettings, hw: Hardware, profile: str) -> list[str]:
     problems = []
-    if s.ollama_cpu_quota and int(s.ollama_cpu_quota[:-1]) > hw.threads * 100:
+    if s.ollama_cpu_quota and float(s.ollama_cpu_quota[:-1]) > hw.threads * 100:
         problems.append(f"key ollama_cpu_quota, value {s.ollama_cpu_quota!r}: above the host's {hw.threads} "
                         f"threads (at most {hw.threads * 100}%)")
-    limit = memory_max_bytes(s.ollama_memory_max)
+    limit = memory_max_bytes(s.ollama_memory_max, hw.mem_total_mib * 2**20)
     if limit and limit > hw.mem_total_mib * 2**20:
         problems.append(f"key ollama_memory_max, value {s.ollama_memory_max!r}: above the host's RAM "
                         f"({hw.mem_total_mib / 1024:.1f} GiB)")

@@ -227,8 +227,9 @@ class OllamaSettings(BaseModel):
     @field_validator("ollama_cpu_quota")
     @classmethod
     def _cpu_quota(cls, v):
-        if v is not None and not re.fullmatch(r"[1-9][0-9]*%", v):
-            raise ValueError("systemd CPUQuota takes a percentage of one CPU, e.g. 2000% for 20 CPUs")
+        if v is not None and (not re.fullmatch(r"(0|[1-9][0-9]*)(\.[0-9]{1,2})?%", v) or float(v[:-1]) == 0):
+            raise ValueError("systemd CPUQuota takes a percentage of one CPU above 0, with at most two decimals, "
+                             "e.g. 2000% for 20 CPUs or 12.5%")
         return v
 
     @field_validator("ollama_cpu_weight")
@@ -241,11 +242,13 @@ class OllamaSettings(BaseModel):
     @field_validator("ollama_memory_max")
     @classmethod
     def _memory_max(cls, v):
-        if v is None or re.fullmatch(r"[1-9][0-9]*[KMGT]?", v):
+        if v is None or v == "infinity" or re.fullmatch(r"[1-9][0-9]*(\.[0-9]+)?[KMGTPE]?|[1-9][0-9]*(\.[0-9]{1,2})?%",
+                                                        v) and not (v.endswith("%") and float(v[:-1]) > 100):
             return v
-        m = re.fullmatch(r"([0-9]+)\s*([KMGT])i?B", v, re.I)
+        m = re.fullmatch(r"([0-9.]+)\s*([KMGTPE])i?B", v, re.I)
         hint = f"; did you mean {m.group(1)}{m.group(2).upper()}?" if m else ""
-        raise ValueError(f"systemd MemoryMax takes bytes with an optional K, M, G or T suffix (1024-based){hint}")
+        raise ValueError("systemd MemoryMax takes bytes with an optional 1024-based K, M, G, T, P or E suffix "
+                         f"(e.g. 20G, 1.5G), a percentage of RAM up to 100% (e.g. 60%), or infinity{hint}")
 
     @field_validator("ollama_cuda_visible_devices")
     @classmethod

@@ -71,16 +71,38 @@ def _run(target, command: str) -> str:
     return out if ok else ""
 
 
-def check_settings(plan: HostPlan, environment: list[str], logged: dict[str, str], shown: dict[str, str]) -> list[dict]:
-    """One check per intended line, plus one per OLLAMA_* variable Ollama ignores."""
+def timespan_usec(text: str) -> float | None:
+    """Microseconds of a systemd timespan as systemctl show prints one ("20s", "125ms", "1min 30s")."""
+    parts = re.findall(r"([0-9.]+)(us|ms|s|min|h)", text)
+    units = {"us": 1, "ms": 1e3, "s": 1e6, "min": 6e7, "h": 3.6e9}
+    return sum(float(n) * units[u] for n, u in parts) if parts and "".join(a + b for a, b in parts) == \
+        text.replace(" ", "") else None
+
+
+def _resource_check(directive: str, value: str, seen: str, ram_bytes: int) -> tuple[str, bool]:
+    """(what systemctl show should say, whether it does) for a resource directive we wrote."""
+    if directive == "CPUQuota":  # shown as the time per second: 2000% -> 20s, 12.5% -> 125ms
+        usec = float(value[:-1]) / 100 * 1e6
+        return f"{usec / 1e6:g}s per second", timespan_usec(seen) is not None and abs(timespan_usec(seen) - usec) < 1
+    if directive == "MemoryMax" and value.endswith("%"):  # systemd scales its own view of RAM
+        want = memory_max_bytes(value, ram_bytes)
+        return f"about {want} ({value} of RAM)", seen.isdigit() and abs(int(seen) - want) <= ram_bytes // 100
+    want = "infinity" if value == "infinity" else str(memory_max_bytes(value)) if directive == "MemoryMax" else value
+    return want, seen == want
+
+
+def check_settings(plan: HostPlan, environment: list[str], logged: dict[str, str], shown: dict[str, str],
+                   ram_bytes: int | None = None) -> list[dict]:
+    """One check per intended line, plus one per OLLAMA_* variable Ollama ignores. `ram_bytes`: the RAM
+    the host's kernel reports (what systemd scales a MemoryMax percentage by), else the plan's."""
+    ram_bytes = ram_bytes or plan.hardware.mem_total_mib * 2**20
     checks = []
     for lines in dropins(plan.settings).values():
         for line in lines:
             if line.directive != "Environment":
                 seen = shown.get("CPUQuotaPerSecUSec" if line.directive == "CPUQuota" else line.directive, "")
-                want = (f"{int(line.value[:-1]) / 100:g}s" if line.directive == "CPUQuota" else
-                        str(memory_max_bytes(line.value)) if line.directive == "MemoryMax" else line.value)
-                checks.append({"setting": line.directive, "want": want, "seen": seen, "ok": seen == want,
+                want, ok = _resource_check(line.directive, line.value, seen, ram_bytes)
+                checks.append({"setting": line.directive, "want": want, "seen": seen, "ok": ok,
                                "where": "systemctl show"})
                 continue
             env, raw = line.value.split("=", 1)
@@ -216,7 +238,9 @@ def _verify(state, host, plan: HostPlan, changes=()):
     ps = json.loads(_run(host, f"curl -fsS --max-time 5 {api}/api/ps") or "{}")
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)",
                       _run(host, "systemd-analyze security ollama.service --no-pager 2>/dev/null | tail -1"))
-    checks = (check_settings(plan, environment, logged, shown) + check_compute(plan, journal, ps, environment)
+    mem_kib = _run(host, "awk '/^MemTotal:/ {print $2}' /proc/meminfo").strip()
+    checks = (check_settings(plan, environment, logged, shown, int(mem_kib) * 1024 if mem_kib.isdigit() else None)
+              + check_compute(plan, journal, ps, environment)
               + check_cloud(plan, journal))
     if not logged:
         checks.append({"setting": "server config", "want": "logged since the last start", "seen": "absent",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .layout import PROJECT_ROOT
 
-CHECKS = ("Smoke", "Verify")  # deploy names of the check steps
+CHECKS = ("Smoke", "Verify", "Models present")  # deploy names of the check steps
 
 
 @dataclass

@@ -203,5 +203,13 @@ def test_a_model_the_registry_lacks_is_named_and_the_others_are_still_pulled(dep
     assert "testbed/small:latest" in listed  # the host's other models were pulled
     smoke = json.loads((PROJECT_ROOT / "reports/smoke" / f"{host}.json").read_text())
     assert smoke["model"] != "testbed/no-such-model"
+    # Without the memory budget nothing is known before the pulls: the failed pull does not stop the others.
+    ssh(tb, host, "ollama rm testbed/small")
+    blind = run_deploy(inventory_with(tb, tmp_path, host, ollama_models=models, ollama_check_memory_budget=False),
+                       "--limit", host)
+    (line,) = _failed_hosts_summary(blind)
+    assert line == f"{host}: testbed/no-such-model: the pull failed (its error is above); nothing changed in this " \
+                   "run to roll back", line
+    assert "testbed/small:latest" in ssh(tb, host, "ollama list").stdout
     back = run_deploy(tb.inventory_path, "--limit", host, "--data", "ollama_prune_models=true")
     assert back.rc == 0, back.stderr[-3000:]

@@ -163,3 +163,22 @@ def test_values_with_percent_quotes_and_spaces_are_written_escaped_and_read_back
         assert check["ok"] and 'http://app.example/"x" http://tools.example/a b' in check["seen"], check
     finally:
         assert run_deploy(tb.inventory_path, "--limit", host).rc == 0
+
+
+def test_a_fractional_cpu_quota_and_a_memory_percentage_apply_and_verify(deploy_testbed, first_run, tmp_path):
+    """CPUQuota=150.5% is shown as 1.505000s (per second) and MemoryMax=60% as bytes of systemd's own view
+    of RAM: verify reads both back (and a correct host is not rolled back)."""
+    from tests.deploy.hosts import inventory_with
+
+    tb = deploy_testbed
+    host = next(h.name for h in tb.hosts if h.profile == "cpu_xeon")
+    run = run_deploy(inventory_with(tb, tmp_path, host, ollama_cpu_quota="150.5%", ollama_memory_max="60%"),
+                     "--limit", host)
+    try:
+        assert run.rc == 0, run.stderr[-3000:]
+        report = json.loads((PROJECT_ROOT / "reports/verify" / f"{host}.json").read_text())
+        seen = {c["setting"]: c for c in report["checks"]}
+        assert seen["CPUQuota"]["ok"] and seen["CPUQuota"]["seen"] == "1.505000s", seen["CPUQuota"]
+        assert seen["MemoryMax"]["ok"] and seen["MemoryMax"]["seen"].isdigit(), seen["MemoryMax"]
+    finally:
+        assert run_deploy(tb.inventory_path, "--limit", host).rc == 0

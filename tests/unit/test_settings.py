@@ -153,3 +153,31 @@ def test_environment_values_are_quoted_and_escaped_for_systemd():
     s = resolve({"ollama_origins": ['http://a.example/%7Eme', 'http://b.example/"q"\\x', "http://c d"]})
     (line,) = [x for x in dropins(s)["listen.conf"] if x.value.startswith("OLLAMA_ORIGINS=")]
     assert line.text == 'Environment="OLLAMA_ORIGINS=http://a.example/%%7Eme,http://b.example/\\"q\\"\\\\x,http://c d"'
+
+
+@pytest.mark.parametrize("key, value, ok", [
+    ("ollama_cpu_quota", "2000%", True), ("ollama_cpu_quota", "12.5%", True), ("ollama_cpu_quota", "0.25%", True),
+    ("ollama_cpu_quota", "12.555%", False), ("ollama_cpu_quota", "0%", False), ("ollama_cpu_quota", "20", False),
+    ("ollama_memory_max", "20G", True), ("ollama_memory_max", "1.5G", True), ("ollama_memory_max", "2P", True),
+    ("ollama_memory_max", "60%", True), ("ollama_memory_max", "infinity", True), ("ollama_memory_max", "100.5%", False),
+    ("ollama_memory_max", "20GB", False), ("ollama_memory_max", "20 G", False), ("ollama_memory_max", "-1", False),
+])
+def test_resource_directives_take_exactly_the_forms_systemd_takes(key, value, ok):
+    """systemd.resource-control(5): CPUQuota= a percentage (two decimals at most); MemoryMax= bytes with a
+    1024-based suffix, a percentage of RAM, or infinity. A refusal lists the accepted forms."""
+    if ok:
+        assert getattr(resolve({key: value}), key) == value
+        return
+    with pytest.raises(SettingsError, match="takes .*(percentage|bytes)") as e:
+        resolve({key: value})
+    assert "e.g." in str(e.value)
+
+
+def test_verify_reads_resource_values_as_systemctl_shows_them():
+    from tasks.verify import _resource_check
+
+    assert _resource_check("CPUQuota", "12.5%", "125ms", 0)[1] and _resource_check("CPUQuota", "9000%", "1min 30s", 0)[1]
+    assert not _resource_check("CPUQuota", "2000%", "2s", 0)[1]
+    assert _resource_check("MemoryMax", "1.5G", str(3 * 2**29), 0)[1] and _resource_check("MemoryMax", "infinity",
+                                                                                           "infinity", 0)[1]
+    assert _resource_check("MemoryMax", "50%", str(2**29 - 4096), 2**30)[1]  # systemd's own view of RAM
