@@ -14,7 +14,7 @@ from .budget import check_budget, context_notes, kv_head_size_problems, memory_m
 from .derive import GPU_PROFILES, derive
 from .hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
 from .fleetcache import FleetCacheError, fleet_cache_on, model_for, release_for
-from .goparse import ollama_bool
+from .goparse import ollama_bool, parse_keep_alive
 from .modelinfo import ModelInfoError, ModelNotFound, fetch_model_info
 from .release import ReleaseError, artifact_for
 from .settings import (PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, misnamed_keys, resolve,
@@ -132,6 +132,23 @@ def _foreign_problems(foreign, settings: OllamaSettings, hw: Hardware, data: dic
                     "set ollama_adopt=true to take the host over (the files are kept in a dated backup)"]
 
 
+def dubious(s: OllamaSettings, hw: Hardware) -> list[str]:
+    """Valid settings that are probably not meant: accepted, with a warning the run's summary repeats."""
+    notes = []
+    if s.ollama_keep_alive is not None and parse_keep_alive(str(s.ollama_keep_alive)) == 0:
+        notes.append(f"ollama_keep_alive is {s.ollama_keep_alive!r}: Ollama unloads a model right after each request, "
+                     "so every request pays the model load")
+    if not hw.gpus and (s.ollama_num_parallel or 1) > hw.threads:
+        notes.append(f"ollama_num_parallel is {s.ollama_num_parallel} on a CPU host with {hw.threads} threads: the "
+                     "slots share the threads, so each request gets slower")
+    if s.ollama_kv_cache_type in ("q4_0", "q4_1", "iq4_nl"):
+        notes.append(f"ollama_kv_cache_type is {s.ollama_kv_cache_type!r}: a 4-bit KV cache costs answer quality; "
+                     "q8_0 already halves the cache's memory with little loss")
+    if not s.ollama_no_cloud:
+        notes.append("ollama_no_cloud is false: Ollama calls ollama.com at every start and offers cloud models")
+    return notes
+
+
 def _local_nvml(target, detected: Hardware) -> Hardware:
     """On `pyinfra @local`, read the GPUs through NVML (pynvml) rather than parsing nvidia-smi."""
     if target.name != "@local":
@@ -217,7 +234,7 @@ def plan_for(target, check: bool = True) -> HostPlan:
         problems += check_budget(settings, hw, infos)
     if problems:
         raise SettingsError(problems)
-    for note in context_notes(settings, infos):
+    for note in context_notes(settings, infos) + (dubious(settings, hw) if check else []):
         warn(target.name, note)
     _PLANS[(target.name, check)] = HostPlan(profile, hw, settings, infos, tuple(foreign) if check else (), missing)
     return _PLANS[(target.name, check)]

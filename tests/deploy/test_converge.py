@@ -213,3 +213,17 @@ def test_a_model_the_registry_lacks_is_named_and_the_others_are_still_pulled(dep
     assert "testbed/small:latest" in ssh(tb, host, "ollama list").stdout
     back = run_deploy(tb.inventory_path, "--limit", host, "--data", "ollama_prune_models=true")
     assert back.rc == 0, back.stderr[-3000:]
+
+
+def test_a_valid_but_dubious_setting_is_applied_with_a_warning_the_summary_repeats(deploy_testbed, first_run):
+    tb = deploy_testbed
+    host = next(h.name for h in tb.hosts if h.profile == "cpu_xeon")
+    run = run_deploy(tb.inventory_path, "--limit", host, "--data", "ollama_keep_alive=0")
+    try:
+        assert run.rc == 0, run.stderr[-3000:]
+        warning = "ollama_keep_alive is 0: Ollama unloads a model right after each request"
+        assert f"[{host}] {warning}" in run.stderr  # where it is found
+        assert f"{host}: {warning}" in run.stderr.split("--> Warnings:\n")[-1]  # and in the summary
+        assert 'OLLAMA_KEEP_ALIVE=0"' in ssh(tb, host, "cat /etc/systemd/system/ollama.service.d/performance.conf").stdout
+    finally:
+        assert run_deploy(tb.inventory_path, "--limit", host).rc == 0

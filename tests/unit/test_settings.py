@@ -181,3 +181,14 @@ def test_verify_reads_resource_values_as_systemctl_shows_them():
     assert _resource_check("MemoryMax", "1.5G", str(3 * 2**29), 0)[1] and _resource_check("MemoryMax", "infinity",
                                                                                            "infinity", 0)[1]
     assert _resource_check("MemoryMax", "50%", str(2**29 - 4096), 2**30)[1]  # systemd's own view of RAM
+
+
+def test_valid_but_dubious_settings_are_named():
+    from tasks.plan import dubious
+
+    hw = machine("cpu_xeon")
+    assert dubious(settings_from(hw, {}), hw) == []
+    notes = dubious(settings_from(hw, {"ollama_keep_alive": "0", "ollama_num_parallel": hw.threads + 1,
+                                       "ollama_kv_cache_type": "q4_0", "ollama_no_cloud": False}), hw)
+    assert [n.split(" ", 1)[0] for n in notes] == ["ollama_keep_alive", "ollama_num_parallel", "ollama_kv_cache_type",
+                                                   "ollama_no_cloud"]
