@@ -15,6 +15,7 @@ from tasks.summary import failures_summarised_at_exit
 from tasks.tunnel import connections_without_nagle
 from tasks.validate import validate_inventory
 from tasks.verify import verify_host
+from tasks.watch import watch
 
 connections_without_nagle(inventory)  # before the first fact: every command is a small request
 failures_summarised_at_exit()
@@ -26,4 +27,5 @@ ensure_models()
 smoke_test(changes)
 verify_host(changes)
 remember_good_config()
+watch()
 models_present_or_fail()

@@ -30,7 +30,7 @@ SEPARATE_ARTIFACTS = {"rocm_v7_2": "ollama-linux-amd64-rocm.tar.zst", "mlx_cuda_
                       "cuda_jetpack5": "ollama-linux-arm64-jetpack5.tar.zst",
                       "cuda_jetpack6": "ollama-linux-arm64-jetpack6.tar.zst"}
 GPU_ONLY = ("ollama_cuda_visible_devices", "ollama_cuda_device_order", "ollama_sched_spread",
-            "ollama_gpu_overhead", "ollama_llm_library", "ollama_resume_fix", "ollama_vulkan")
+            "ollama_gpu_overhead", "ollama_llm_library", "ollama_resume_fix", "ollama_vulkan", "ollama_watch_heal")
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,14 @@ class OllamaSettings(BaseModel):
                "drop-ins move to a dated backup under /var/lib/ollama-deploy/adopted/, its models directory is kept. "
                "Without it such a host is refused, one line per directive found.")
 
+    ollama_watch: bool = setting(
+        False, "Install ollama-check.timer: verify's checks (settings in Ollama's server config, the compute library, "
+               "models on the CPU of a GPU host) every ollama_watch_interval, as Prometheus metrics in "
+               "/var/lib/prometheus/node-exporter/ollama_check.prom for node_exporter's textfile collector.")
+    ollama_watch_interval: str = setting("5min", "How often ollama-check runs (a systemd time span).")
+    ollama_watch_heal: bool = setting(
+        False, "GPU hosts, with ollama_watch: when the check finds Ollama fallen back from CUDA (seed 003's "
+               "suspend/resume), reload nvidia_uvm and restart Ollama, once per boot (the check then runs as root).")
     ollama_uninstall_models: bool = setting(False, "uninstall.py: also remove the models directory.")
     ollama_uninstall_account: bool = setting(
         False, "uninstall.py: also remove the ollama user, its group and its home (which holds the default models "
@@ -269,6 +277,14 @@ class OllamaSettings(BaseModel):
             raise ValueError("not a library directory under lib/ollama: Ollama would skip every GPU library and "
                              "run on the CPU (cpu variants are picked automatically since 0.5.8); use cuda_v12, "
                              "cuda_v13 or vulkan, or leave it unset")
+        return v
+
+    @field_validator("ollama_watch_interval")
+    @classmethod
+    def _timespan(cls, v):
+        units = r"(us|usec|ms|msec|s|sec|seconds?|m|min|minutes?|h|hr|hours?|d|days?|w|weeks?)"
+        if not re.fullmatch(rf"([1-9][0-9]*{units} ?)+", v.strip()) or v != v.strip():
+            raise ValueError("a systemd time span such as 5min, 30s or 1h 30min")
         return v
 
     @field_validator("ollama_prefix", "ollama_models_dir")

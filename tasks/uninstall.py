@@ -24,6 +24,7 @@ from .plan import plan_for
 from .release import CACHE_DIR
 from .rollback import APPLIED, LAST_GOOD
 from .settings import DROPIN_DIR, DROPIN_FILES
+from .watch import FILES as CHECK_FILES, METRICS_DIR, TIMER as CHECK_TIMER
 
 UNIT_PATH = "/etc/systemd/system/ollama.service"
 SYSUSERS, TMPFILES = "/etc/sysusers.d/ollama.conf", "/etc/tmpfiles.d/ollama.conf"
@@ -32,7 +33,8 @@ SYSUSERS, TMPFILES = "/etc/sysusers.d/ollama.conf", "/etc/tmpfiles.d/ollama.conf
 def installed_files(prefix: str) -> list[str]:
     """Every file the deploy writes outside directories it owns whole."""
     return [UNIT_PATH, *(f"{DROPIN_DIR}/{name}" for name in DROPIN_FILES), FIREWALL_UNIT_PATH, RULES,
-            RESUME_HOOK, f"{prefix}/bin/ollama", SYSUSERS, TMPFILES, APPLIED]
+            RESUME_HOOK, f"{prefix}/bin/ollama", SYSUSERS, TMPFILES, APPLIED, *CHECK_FILES,
+            f"{METRICS_DIR}/ollama_check.prom"]
 
 
 @deploy("Uninstall Ollama")
@@ -44,7 +46,7 @@ def uninstall_ollama():
         raise DeployError(f"host {host.name}: key ollama_uninstall_account, value True: the account's home "
                           f"{OLLAMA_HOME} holds the models ({models_dir}); also set ollama_uninstall_models=true, "
                           "or keep the account")
-    for unit in ("ollama.service", FIREWALL_UNIT):
+    for unit in ("ollama.service", FIREWALL_UNIT, CHECK_TIMER):
         systemd.service(name=f"Stop and disable {unit}", service=unit, running=False, enabled=False)
     removed = [files_content(name="Unit, drop-ins, firewall, sleep hook, binary, sysusers/tmpfiles entries",
                              files=dict.fromkeys(installed_files(settings.ollama_prefix))),

@@ -147,3 +147,16 @@ def test_resume_hook_present_only_where_asked(target):
         assert hook.exists and hook.mode == 0o755 and hook.user == "root"
     else:
         assert not hook.exists
+
+
+def test_the_check_timer_and_its_metrics_when_watching(target):
+    h, s = target.host, target.settings
+    timer = h.service("ollama-check.timer")
+    if not s.ollama_watch:
+        assert not h.file("/etc/systemd/system/ollama-check.timer").exists
+        return
+    assert timer.is_enabled and timer.is_running
+    assert h.file("/etc/systemd/system/ollama-check.service").exists
+    h.check_output("systemctl start ollama-check.service")  # one run now, as the timer would
+    metrics = h.file("/var/lib/prometheus/node-exporter/ollama_check.prom")
+    assert metrics.mode == 0o644 and 'ollama_check_up{check="settings"} 1' in metrics.content_string
