@@ -7,7 +7,10 @@ Example (deploy code):
 from __future__ import annotations
 
 import difflib
+import json
+import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from .adopt import ForeignConfig, foreign_models_dir, verdicts
 from .budget import check_budget, context_notes, kv_head_size_problems, memory_max_bytes, overhead_problems
@@ -44,6 +47,20 @@ class HostPlan:
 
 
 _PLANS: dict[tuple[str, bool], HostPlan] = {}
+
+
+# Written by `python -m tasks.tune`, reviewed and committed by the operator (the tests use a directory of their own).
+TUNED_DIR = Path(os.environ.get("OLLAMA_DEPLOY_TUNED_DIR", "tuned"))
+
+
+def tuned_data(target) -> dict:
+    """The settings a tune chose for this host (tuned/<host>.json, {} when never tuned): over its groups'
+    data, under its own inventory data and --data."""
+    path = TUNED_DIR / f"{target.name}.json"
+    if not path.is_file():
+        return {}
+    explicit = {**target.inventory.get_host_data(target.name), **target.inventory.get_override_data()}
+    return {k: v for k, v in json.loads(path.read_text())["settings"].items() if k not in explicit}
 
 
 def _profile(target) -> str:
@@ -191,7 +208,7 @@ def plan_for(target, check: bool = True) -> HostPlan:
         return _PLANS[(target.name, True)]
     if not check and (target.name, False) in _PLANS:
         return _PLANS[(target.name, False)]
-    data = target.data.dict()
+    data = {**target.data.dict(), **tuned_data(target)}
     profile = _profile(target)
     hw = hardware_of(_local_nvml(target, target.get_fact(HardwareFact)), data)
     foreign, kept_models_dir = target.get_fact(ForeignConfig)
