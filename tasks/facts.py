@@ -50,12 +50,13 @@ def canonical_model(name: str) -> str:
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
-class OllamaModels(FactBase[set]):
-    """Models the server lists on /api/tags, canonical names; empty when the server is down."""
+class OllamaModels(FactBase[dict]):
+    """Models the server lists on /api/tags: canonical name -> manifest digest ("sha256:..."); empty
+    when the server is down."""
 
     @staticmethod
     def default():
-        return set()
+        return {}
 
     def requires_command(self, api):
         return "curl"
@@ -65,7 +66,8 @@ class OllamaModels(FactBase[set]):
 
     def process(self, output):
         try:
-            return {canonical_model(m["name"]) for m in json.loads("\n".join(output)).get("models") or []}
+            return {canonical_model(m["name"]): "sha256:" + str(m.get("digest", "")).removeprefix("sha256:")
+                    for m in json.loads("\n".join(output)).get("models") or []}
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise FactProcessError(f"unexpected /api/tags reply: {e}")
 

@@ -14,9 +14,13 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -388,7 +392,34 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def fetch_model_info(name: str, registry: str = DEFAULT_REGISTRY, timeout: float = 20) -> ModelInfo:
+# Metadata by manifest digest, kept on the control node across runs: a model a host already has
+# (its /api/tags digest) is never read from the registry again.
+DISK_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ollama-deploy" / "model-info"
+
+
+def _disk_get(digest: str | None) -> ModelInfo | None:
+    path = DISK_CACHE / f"{(digest or '').removeprefix('sha256:')}.json"
+    if not digest or not path.is_file():
+        return None
+    try:
+        fields = json.loads(path.read_text())
+        return ModelInfo(**{**fields, "head_count_kv": tuple(fields["head_count_kv"])})
+    except (ValueError, TypeError, KeyError):
+        return None  # a stale or foreign file: read the registry again
+
+
+def _disk_put(digest: str, info: ModelInfo) -> None:
+    try:
+        DISK_CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = DISK_CACHE / f".{digest.removeprefix('sha256:')}.tmp"
+        tmp.write_text(json.dumps(dataclasses.asdict(info)))
+        tmp.replace(DISK_CACHE / f"{digest.removeprefix('sha256:')}.json")
+    except OSError:
+        pass  # a read-only home: the registry is read again next run, nothing else changes
+
+
+def fetch_model_info(name: str, registry: str = DEFAULT_REGISTRY, timeout: float = 20,
+                     digest: str | None = None) -> ModelInfo:
     """Read ``name``'s weights size and GGUF metadata from ``registry`` without downloading it.
 
     GETs the manifest, finds the ``application/vnd.ollama.image.model`` layer,
@@ -408,11 +439,18 @@ def fetch_model_info(name: str, registry: str = DEFAULT_REGISTRY, timeout: float
     with _cache_lock:
         if key in _cache:
             return _cache[key]
+    known = _disk_get(digest)  # `digest`: the manifest digest a host reports for `name`
+    if known is not None:
+        return dataclasses.replace(known, name=name)
     _, _, namespace, model, tag = _parse_name(name)
     base = registry_base(name, registry)
     repo = f"{base}/v2/{namespace}/{model}"
     url = f"{repo}/manifests/{tag}"
     with _get(name, url, timeout, Accept=MT_MANIFEST) as r:
+        manifest_digest = "sha256:" + hashlib.sha256(r.content).hexdigest()
+        known = _disk_get(manifest_digest)
+        if known is not None:  # read before under this digest: the header is not fetched again
+            return dataclasses.replace(known, name=name)
         try:
             manifest = json.loads(r.content)
             layers = manifest["layers"]
@@ -428,6 +466,7 @@ def fetch_model_info(name: str, registry: str = DEFAULT_REGISTRY, timeout: float
         raise ModelInfoError(f"model {name!r}: manifest {url} has a malformed model layer: {e}") from None
     kv = _read_header(name, f"{repo}/blobs/{digest}", size, timeout)
     info = model_info_from_kv(name, kv, size)
+    _disk_put(manifest_digest, info)
     with _cache_lock:
         _cache[key] = info
     return info

@@ -47,7 +47,7 @@ def ensure_models():
         model_tuned(name=f"Tuned {model}", model=model, parameters=parameters, api=api)
     if settings.ollama_prune_models:
         wanted = {canonical_model(m) for m in models} | {tuned_name(m) for m in settings.ollama_model_parameters}
-        for model in sorted(host.get_fact(OllamaModels, api=api) - wanted):
+        for model in sorted(set(host.get_fact(OllamaModels, api=api)) - wanted):
             model_absent(name=f"Remove unlisted model {model}", model=model, api=api, ollama=ollama)
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 from .adopt import ForeignConfig, foreign_models_dir, verdicts
 from .budget import check_budget, context_notes, kv_head_size_problems, memory_max_bytes, overhead_problems
 from .derive import GPU_PROFILES, derive
+from .facts import OllamaModels, canonical_model
 from .hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
 from .fleetcache import FleetCacheError, fleet_cache_on, model_for, release_for
 from .goparse import ollama_bool, parse_keep_alive
 from .modelinfo import ModelInfoError, ModelNotFound, fetch_model_info
 from .release import ReleaseError, artifact_for
-from .settings import (PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, misnamed_keys, resolve,
+from .settings import (PREFIX, QUANTIZED_KV, OllamaSettings, SettingsError, api_url, misnamed_keys, resolve,
                        selected_models)
 from .summary import warn
 
@@ -193,12 +194,13 @@ def hardware_of(detected: Hardware, data: dict) -> Hardware:
         raise SettingsError([f"key facts_override, value {data.get('facts_override')!r}: {e}"]) from None
 
 
-def _model_info(model: str, settings: OllamaSettings):
+def _model_info(model: str, settings: OllamaSettings, digest: str | None = None):
     """With the fleet cache the model is fetched once now and measured from the file; otherwise only
-    its manifest and GGUF header are read from the registry."""
+    its manifest and GGUF header are read from the registry, unless `digest` (the manifest digest of
+    the model the host already has) was read before: then nothing is."""
     if fleet_cache_on(settings):
         return model_for(model, settings).info(model)
-    return fetch_model_info(model, settings.ollama_registry_url)
+    return fetch_model_info(model, settings.ollama_registry_url, digest=digest)
 
 
 def plan_for(target, check: bool = True) -> HostPlan:
@@ -231,10 +233,12 @@ def plan_for(target, check: bool = True) -> HostPlan:
     # With the fleet cache the models are fetched and verified now, so a bad one stops the run here.
     wants_info = settings.ollama_check_memory_budget or fleet_cache_on(settings)
     if check and wants_info and selected_models(settings) and not problems:
+        # What the host already has (the fact the pulls read anyway, so no extra round trip).
+        on_host = target.get_fact(OllamaModels, api=api_url(settings))
         try:
             for m in selected_models(settings):
                 try:
-                    infos[m] = _model_info(m, settings)
+                    infos[m] = _model_info(m, settings, on_host.get(canonical_model(m)))
                 except ModelNotFound as e:  # that model is not pulled; the others are, and the host fails at the end
                     missing[m] = str(e)
                     warn(target.name, f"{e}: the registry has no such model, so it is not pulled (the host's other "

@@ -31,12 +31,16 @@ def test_testinfra_suite_passes_on_every_host(deploy_testbed, first_run):
     assert " passed" in p.stdout and " failed" not in p.stdout
 
 
-def test_second_run_changes_nothing_and_restarts_nothing(deploy_testbed, first_run):
+def test_second_run_changes_nothing_restarts_nothing_and_fetches_nothing(deploy_testbed, first_run):
     before = main_pids(deploy_testbed)
+    log = deploy_testbed.state_dir / "mirror-access.log"
+    seen = log.read_text().count("\n")
     again = run_deploy(deploy_testbed.inventory_path)
     assert again.rc == 0, again.stderr[-3000:]
     assert again.changed_ops() == []
     assert main_pids(deploy_testbed) == before
+    # The memory budget's model metadata is known by the digest each host reports: no registry request.
+    assert [line for line in log.read_text().splitlines()[seen:] if "/v2/" in line] == []
 
 
 def test_one_host_override_changes_and_restarts_only_that_host(deploy_testbed, first_run, tmp_path):

@@ -13,6 +13,12 @@ def _fresh_caches():
     fleetcache.clear_cache()
 
 
+@pytest.fixture(autouse=True)
+def _own_model_info_cache(tmp_path, monkeypatch):
+    """Each test its own on-disk metadata cache, so none sees what another (or an earlier run) read."""
+    monkeypatch.setattr(modelinfo, "DISK_CACHE", tmp_path / "model-info")
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("registry")

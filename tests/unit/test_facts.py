@@ -18,8 +18,10 @@ def test_unit_not_installed():
 
 
 def test_models_fact_uses_canonical_names():
-    body = '{"models":[{"name":"testbed/tiny:latest"},{"name":"llama3.2:latest"},{"name":"qwen2.5-coder:7b"}]}'
-    assert OllamaModels().process([body]) == {"testbed/tiny:latest", "llama3.2:latest", "qwen2.5-coder:7b"}
+    body = ('{"models":[{"name":"testbed/tiny:latest","digest":"ab12"},{"name":"llama3.2:latest","digest":"cd"},'
+            '{"name":"qwen2.5-coder:7b","digest":"ef"}]}')
+    assert OllamaModels().process([body]) == {"testbed/tiny:latest": "sha256:ab12", "llama3.2:latest": "sha256:cd",
+                                              "qwen2.5-coder:7b": "sha256:ef"}
     assert canonical_model("registry.ollama.ai/library/llama3.2") == "llama3.2:latest"
     assert tuned_name("testbed/tiny") == "testbed/tiny:latest-tuned"
 

@@ -304,3 +304,19 @@ def test_parse_model_name_accepts(name, parts):
 def test_parse_model_name_rejects_with_reason(name, reason):
     with pytest.raises(ValueError, match=re.escape(reason)):
         parse_model_name(name)
+
+
+def test_metadata_is_kept_by_manifest_digest_and_a_known_digest_reads_nothing(registry, root, tmp_path):
+    from tasks import modelinfo
+
+    name = "testbed/tiny"
+    first = fetch_model_info(name, registry=registry.url)
+    (cached,) = list(modelinfo.DISK_CACHE.glob("*.json"))
+    digest = "sha256:" + cached.stem
+    modelinfo.clear_cache()
+    before = len(registry.httpd.log)
+    assert fetch_model_info(name, registry=registry.url, digest=digest) == first
+    assert len(registry.httpd.log) == before  # the host's digest is known: not one request
+    modelinfo.clear_cache()
+    assert fetch_model_info(name, registry=registry.url) == first
+    assert [p for p, _ in registry.httpd.log[before:]] == ["/v2/testbed/tiny/manifests/latest"]  # no header
