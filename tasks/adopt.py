@@ -4,12 +4,12 @@ At plan time `ForeignConfig` reads every unit file and drop-in of ollama.service
 write (ours start with a "managed by ollama-deploy" line), and the EnvironmentFiles they name.
 `verdicts()` judges each directive: never read by Ollama, harmful (and what it does), overridden by
 ours, or harmless. The plan refuses such a host, one line per directive, unless `ollama_adopt` is
-set; then `take_over()` moves the files into a dated backup on the host, keeps the models directory
+set; then `taken_over()` moves the files into a dated backup on the host, keeps the models directory
 they set (recorded in ADOPTED, so later runs keep it too), and the deploy writes its own.
 
 Example (deploy code):
-    foreign = host.get_fact(ForeignConfig)          # [Directive(path, 'Environment', 'OLLAMA_X=1'), ...]
-    lines = verdicts(foreign, settings, check)      # ["file ..., Environment=OLLAMA_X=1: never read ..."]
+    foreign, kept_models_dir = host.get_fact(ForeignConfig)   # [Directive(path, 'Environment', 'OLLAMA_X=1')]
+    lines = verdicts(foreign, settings, check)                # ["file ..., Environment=OLLAMA_X=1: never read ..."]
 """
 from __future__ import annotations
 
