@@ -27,7 +27,7 @@ import requests
 from pyinfra import logger
 
 from .gguf import read_kv
-from .modelinfo import ModelInfo, model_info_from_kv, parse_model_name, registry_base
+from .modelinfo import ModelInfo, ModelNotFound, model_info_from_kv, parse_model_name, registry_base
 from .release import auth_headers
 
 _LOCKS: dict[str, threading.Lock] = {}  # one download per file, however many hosts ask at once
@@ -194,9 +194,12 @@ def _cached(name: str, relpath: str, manifest: Path, blobs: dict[str, Path], lay
 def _from_registry(name: str, registry: str, root: Path) -> CachedModel:
     host, namespace, model, tag = parse_model_name(name)
     base = f"{registry_base(name, registry)}/v2/{namespace}/{model}"
+    url = f"{base}/manifests/{tag}"
     try:
-        reply = requests.get(f"{base}/manifests/{tag}", timeout=30, headers={
+        reply = requests.get(url, timeout=30, headers={
             **auth_headers(), "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        if reply.status_code == 404:  # the registry has no such model: the plan skips it, the others go on
+            raise ModelNotFound(f"model {name!r}: GET {url} returned HTTP 404")
         reply.raise_for_status()
     except requests.RequestException as e:
         raise FleetCacheError(f"cannot fetch the manifest of {name}: {e}") from None

@@ -215,6 +215,13 @@ def test_a_model_the_registry_lacks_is_named_and_the_others_are_still_pulled(dep
     assert line == f"{host}: testbed/no-such-model: the pull failed (its error is above); nothing changed in this " \
                    "run to roll back", line
     assert "testbed/small:latest" in ssh(tb, host, "ollama list").stdout
+    # The fleet cache fetches every model at plan time: the one the registry lacks is named the same way.
+    ssh(tb, host, "ollama rm testbed/small")
+    cached = run_deploy(inventory_with(tb, tmp_path, host, ollama_models=models, ollama_fleet_cache=True),
+                        "--limit", host)
+    (line,) = _failed_hosts_summary(cached)
+    assert line.startswith(f"{host}: not pulled, the registry does not have them: model 'testbed/no-such-model'")
+    assert "testbed/small:latest" in ssh(tb, host, "ollama list").stdout
     back = run_deploy(tb.inventory_path, "--limit", host, "--data", "ollama_prune_models=true")
     assert back.rc == 0, back.stderr[-3000:]
 

@@ -91,3 +91,10 @@ def test_an_interrupted_download_resumes_where_it_stopped(registry, tmp_path, ca
     digest = whole.weights.name.replace("-", ":", 1)
     assert (f"/v2/testbed/tiny/blobs/{digest}", f"bytes={len(weights) // 2}-") in registry.httpd.log
     assert any("resuming" in r.getMessage() and digest in r.getMessage() for r in caplog.records)
+
+
+def test_a_model_the_registry_lacks_is_not_found_rather_than_a_failed_cache(registry, tmp_path):
+    from tasks.modelinfo import ModelNotFound
+
+    with pytest.raises(ModelNotFound, match="testbed/no-such-model.*HTTP 404"):
+        cached_model("testbed/no-such-model", registry.url, str(tmp_path))
