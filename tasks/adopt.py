@@ -129,9 +129,8 @@ def _same(name: str, a: str, b: str) -> bool:
         return a == b
 
 
-def _env_verdict(d: Directive, settings: OllamaSettings, check, keys: dict[str, str]) -> str:
+def _env_verdict(d: Directive, check, keys: dict[str, str], ours: dict[str, tuple[str, str]]) -> str:
     name, _, value = d.value.partition("=")
-    ours = _ours_by_env(settings)
     if name == "OLLAMA_MODELS":
         return f"harmless: the models directory; kept on take-over (becomes ollama_models_dir={value!r})"
     if name.startswith("OLLAMA_") and not side(name):
@@ -158,10 +157,10 @@ def verdicts(foreign: list[Directive], settings: OllamaSettings, check) -> list[
     """One line per foreign directive. `check(key, raw)` lists what is wrong with a setting's value."""
     keys = {f.json_schema_extra["env"]: k for k, f in OllamaSettings.model_fields.items()
             if f.json_schema_extra.get("env")}
-    lines = []
+    lines, ours = [], _ours_by_env(settings)
     for d in _in_systemd_order(foreign):
         if d.directive == "Environment":
-            verdict = _env_verdict(d, settings, check, keys)
+            verdict = _env_verdict(d, check, keys, ours)
         elif d.directive == "EnvironmentFile":
             verdict = "harmless: its variables are judged below; no longer read after take-over (the file stays)"
         elif d.directive in REPLACED or d.path == UNIT:

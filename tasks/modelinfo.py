@@ -397,8 +397,12 @@ def clear_cache() -> None:
 DISK_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ollama-deploy" / "model-info"
 
 
+def _disk_path(digest: str) -> Path:
+    return DISK_CACHE / f"{digest.removeprefix('sha256:')}.json"
+
+
 def _disk_get(digest: str | None) -> ModelInfo | None:
-    path = DISK_CACHE / f"{(digest or '').removeprefix('sha256:')}.json"
+    path = _disk_path(digest or "")
     if not digest or not path.is_file():
         return None
     try:
@@ -410,10 +414,11 @@ def _disk_get(digest: str | None) -> ModelInfo | None:
 
 def _disk_put(digest: str, info: ModelInfo) -> None:
     try:
-        DISK_CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = DISK_CACHE / f".{digest.removeprefix('sha256:')}.tmp"
+        path = _disk_path(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp")
         tmp.write_text(json.dumps(dataclasses.asdict(info)))
-        tmp.replace(DISK_CACHE / f"{digest.removeprefix('sha256:')}.json")
+        tmp.replace(path)
     except OSError:
         pass  # a read-only home: the registry is read again next run, nothing else changes
 

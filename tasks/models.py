@@ -9,10 +9,8 @@ Example (deploy.py):
 """
 from __future__ import annotations
 
-import json
-
 from pyinfra import host
-from pyinfra.api import deploy
+from pyinfra.api import FactProcessError, deploy
 from pyinfra.operations import python
 
 from .facts import OllamaModels, canonical_model, tuned_name
@@ -53,10 +51,10 @@ def ensure_models():
 
 def _all_present(state, host, wanted: list, missing: dict, api: str):
     _, out, _ = shell(host, f"curl -fsS --max-time 10 {api}/api/tags")
-    try:
-        present = {canonical_model(m["name"]) for m in json.loads(out or "{}").get("models") or []}
-    except (ValueError, TypeError, AttributeError, KeyError):
-        present = set()
+    try:  # the fact's own reading of /api/tags, now that the pulls are done
+        present = OllamaModels().process([out]) if out else {}
+    except FactProcessError:
+        present = {}
     failed = [f"{m}: the pull failed (its error is above)" for m in wanted if canonical_model(m) not in present]
     if not missing and not failed:
         return None

@@ -46,6 +46,12 @@ class HostPlan:
     foreign: tuple = ()  # adopt.Directive: what else configures ollama.service there (taken over)
     missing: dict = field(default_factory=dict)  # model -> why the registry does not have it (not pulled)
 
+    @property
+    def wants_gpu(self) -> bool:
+        """Ollama should run on this host's NVIDIA GPUs (a GPU profile or GPUs found, and not all hidden)."""
+        return ((self.profile in GPU_PROFILES or bool(self.hardware.gpus))
+                and (self.settings.ollama_cuda_visible_devices or "").strip() != "-1")
+
 
 _PLANS: dict[tuple[str, bool], HostPlan] = {}
 

@@ -150,7 +150,8 @@ def smoke_test(changes=()):
     """`changes`: the operations whose change would be rolled back if the smoke fails."""
     plan = plan_for(host)
     settings = plan.settings
-    candidates = [m for m in smoke_candidates(settings) if m not in {check_names(x, settings) for x in plan.missing}]
+    not_pulled = {check_names(m, settings) for m in plan.missing}
+    candidates = [m for m in smoke_candidates(settings) if m not in not_pulled]
     if not settings.ollama_run_smoke or not candidates:
         return
     python.call(name="Smoke: generate with the first model that can", function=_smoke, candidates=candidates,

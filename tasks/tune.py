@@ -59,13 +59,12 @@ def _refusal(run: subprocess.CompletedProcess) -> str:
     return (lines or run.stderr.strip().splitlines() or ["deploy failed"])[-1][:300]
 
 
-def measure(inventory: str, host: str, point: dict, level: str, deadline: float) -> dict:
-    """Apply one point with the deploy, then run the load test level against it."""
+def measure(inventory: str, host: str, data: dict, point: dict, level: str, deadline: float) -> dict:
+    """Apply one point with the deploy, then run the load test level against it (`data`: the host's)."""
     run = _deploy(inventory, host, point)
     if run.returncode != 0:
         return {"point": point, "refused": _refusal(run)}
-    (name, data), = [(n, d) for n, d in load_host_data(inventory) if n == host]
-    target = HostTarget(name, {**data, **point})
+    target = HostTarget(host, {**data, **point})
     count, concurrency = LEVELS[level]
     # At least as many at once as the concurrent-users target, so a point can meet it.
     concurrency = max(concurrency, int(target.settings.ollama_targets.get("concurrent_users", 0)))
@@ -139,6 +138,10 @@ def _plot(host: str, rows: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM restores the host like Ctrl-C does
+
+
 def main(argv=None) -> int:
     ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
     ap = argparse.ArgumentParser(prog="python -m tasks.tune", description=__doc__.splitlines()[0])
@@ -162,12 +165,12 @@ def main(argv=None) -> int:
     model = args.model or (hosts[args.host].get("ollama_models") or [None])[0]
     deadline = time.monotonic() + args.deadline
     rows: list[dict] = []
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         for point in points(args, model, args.threads or []):
             if time.monotonic() > deadline:
                 break
-            rows.append(measure(args.inventory, args.host, point, args.level, deadline))
+            rows.append(measure(args.inventory, args.host, hosts[args.host], point, args.level, deadline))
             print(f"tune {args.host}: {point} -> " + (rows[-1].get("refused") or
                   f"{rows[-1]['stats']['requests_per_s']} req/s"), file=sys.stderr)
     except KeyboardInterrupt:

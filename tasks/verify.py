@@ -21,7 +21,7 @@ from pyinfra.operations import python
 
 from .budget import memory_max_bytes
 from .ollama_env import READS, logged_form, side
-from .plan import GPU_PROFILES, LIBRARY_DIRS, HostPlan, plan_for
+from .plan import LIBRARY_DIRS, HostPlan, plan_for
 from .remote import shell
 from .rollback import fail_with_rollback
 from .settings import api_url, dropins
@@ -82,8 +82,8 @@ def timespan_usec(text: str) -> float | None:
 def _resource_check(directive: str, value: str, seen: str, ram_bytes: int) -> tuple[str, bool]:
     """(what systemctl show should say, whether it does) for a resource directive we wrote."""
     if directive == "CPUQuota":  # shown as the time per second: 2000% -> 20s, 12.5% -> 125ms
-        usec = float(value[:-1]) / 100 * 1e6
-        return f"{usec / 1e6:g}s per second", timespan_usec(seen) is not None and abs(timespan_usec(seen) - usec) < 1
+        usec, shown_usec = float(value[:-1]) / 100 * 1e6, timespan_usec(seen)
+        return f"{usec / 1e6:g}s per second", shown_usec is not None and abs(shown_usec - usec) < 1
     if directive == "MemoryMax" and value.endswith("%"):  # systemd scales its own view of RAM
         want = memory_max_bytes(value, ram_bytes)
         return f"about {want} ({value} of RAM)", seen.isdigit() and abs(int(seen) - want) <= ram_bytes // 100
@@ -144,8 +144,7 @@ def check_compute(plan: HostPlan, journal: str, ps: dict, environment: list[str]
     compute = re.findall(r'msg="inference compute" .*?library=(\S+)', journal)
     library = next((e.split("=", 1)[1] for e in reversed(environment) if e.startswith("OLLAMA_LLM_LIBRARY=")),
                    plan.settings.ollama_llm_library)
-    wants_gpu = ((plan.profile in GPU_PROFILES or bool(plan.hardware.gpus))
-                 and (plan.settings.ollama_cuda_visible_devices or "").strip() != "-1")
+    wants_gpu = plan.wants_gpu
     checks = []
     if wants_gpu:
         # NVIDIA GPUs should run on CUDA: Vulkan on them is a fallback (CUDA discovery failed), slower.
@@ -221,8 +220,9 @@ def _preload(target, api: str, candidates: list[str]) -> None:
 
 
 def _verify(state, host, plan: HostPlan, changes=()):
+    # The kernel's RAM in the same round trip: what systemd scales a MemoryMax percentage by.
     show = _run(host, "systemctl show ollama.service -p Environment -p CPUQuotaPerSecUSec -p CPUWeight "
-                      "-p MemoryMax -p InvocationID")
+                      "-p MemoryMax -p InvocationID; awk '/^MemTotal:/ {print \"MemTotalKiB=\" $2}' /proc/meminfo")
     shown = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
     environment = environment_items(shown.get("Environment", ""))
     api = api_url(plan.settings)
@@ -238,7 +238,7 @@ def _verify(state, host, plan: HostPlan, changes=()):
     ps = json.loads(_run(host, f"curl -fsS --max-time 5 {api}/api/ps") or "{}")
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)",
                       _run(host, "systemd-analyze security ollama.service --no-pager 2>/dev/null | tail -1"))
-    mem_kib = _run(host, "awk '/^MemTotal:/ {print $2}' /proc/meminfo").strip()
+    mem_kib = shown.get("MemTotalKiB", "")
     checks = (check_settings(plan, environment, logged, shown, int(mem_kib) * 1024 if mem_kib.isdigit() else None)
               + check_compute(plan, journal, ps, environment)
               + check_cloud(plan, journal))

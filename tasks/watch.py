@@ -19,7 +19,6 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from .configure import render
-from .derive import GPU_PROFILES
 from .ollama_env import READS, logged_form
 from .operations import files_content, unit_state
 from .plan import plan_for
@@ -49,7 +48,6 @@ def watch():
     plan = plan_for(host)
     s = plan.settings
     on, heal = s.ollama_watch, bool(s.ollama_watch_heal)
-    gpu = (plan.profile in GPU_PROFILES or bool(plan.hardware.gpus)) and (s.ollama_cuda_visible_devices or "") != "-1"
     if not on:  # stop and disable before the files go, when watching is switched off
         systemd.service(name="Check timer off", service=TIMER, running=False, enabled=False,
                         _if=lambda: bool(host.get_fact(File, path=FILES[3])))
@@ -57,7 +55,7 @@ def watch():
         files.directory(name="Textfile collector directory", path=METRICS_DIR, mode="755")
     script = files_content(name="Check script", mode="755", files={SCRIPT: render(
         "ollama-check.sh.j2", metrics=f"{METRICS_DIR}/ollama_check.prom", expected=EXPECTED, api=api_url(s),
-        want_library="CUDA" if gpu else "cpu", heal=heal) if on else None})
+        want_library="CUDA" if plan.wants_gpu else "cpu", heal=heal) if on else None})
     units = files_content(name="Check expectations, unit and timer", files={
         EXPECTED: expected_lines(s) if on else None,
         FILES[2]: render("ollama-check.service.j2", script=SCRIPT, metrics_dir=METRICS_DIR, heal=heal) if on else None,

@@ -10,8 +10,6 @@ Example:
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 from . import container
@@ -42,12 +40,5 @@ def ensure(tb: Testbed, cache_root: Path = CACHE_ROOT) -> None:
     if not shutil.which(BINARY):
         raise TestbedError(f"testbed {tb.name}: {BINARY} is missing (scripts/bootstrap installs apt-cacher-ng)")
     conf = _config(tb, cache_root / "apt-proxy")
-    out = open(conf / "console.log", "ab")
-    subprocess.Popen([BINARY, "-c", str(conf), "ForeGround=1"], stdin=subprocess.DEVNULL, stdout=out,
-                     stderr=out, start_new_session=True)
-    deadline = time.monotonic() + 10
-    while not container.port_open(tb.gateway, APT_PROXY_PORT):
-        if time.monotonic() > deadline:
-            raise TestbedError(f"testbed {tb.name}: the apt proxy did not listen on {tb.apt_proxy}; "
-                               f"log: {conf / 'console.log'}")
-        time.sleep(0.05)
+    container.start_daemon([BINARY, "-c", str(conf), "ForeGround=1"], conf / "console.log", tb.gateway,
+                           (APT_PROXY_PORT,), f"testbed {tb.name}: the apt proxy")

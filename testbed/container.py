@@ -221,6 +221,19 @@ def port_open(ip: str, port: int) -> bool:
         return False
 
 
+def start_daemon(argv: list[str], log: Path, address: str, ports: tuple[int, ...], what: str,
+                 cwd: Path | None = None, timeout: float = 10) -> None:
+    """Start a testbed daemon in a session of its own, its output appended to `log`, and wait until it
+    listens on each of `ports` at `address`; else TestbedError: "<what> did not listen ...; log: ..."."""
+    out = open(log, "ab")
+    subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while not all(port_open(address, port) for port in ports):
+        if time.monotonic() > deadline:
+            raise TestbedError(f"{what} did not listen on {address} port {', '.join(map(str, ports))}; log: {log}")
+        time.sleep(0.05)
+
+
 def stop(host: Host, timeout: float = 15) -> None:
     """Orderly shutdown (nspawn turns SIGTERM into the container's poweroff), then force."""
     pid = nspawn_pid(host)

@@ -39,20 +39,13 @@ def ensure_mirror(tb: Testbed, log=print) -> dict[str, dict[str, str]]:
     publish_real_models(tb.mirror_root)
     if not container.find_pids(_mirror_needle(tb)):
         cert = tls.ensure_registry_cert(tb.state_dir / "tls")
-        out = open(tb.state_dir / "mirror.log", "ab")
-        subprocess.Popen([sys.executable, "-m", "testbed.mirror", "--root", str(tb.mirror_root),
-                          "--bind", tb.gateway, "--port", str(MIRROR_PORT),
-                          "--access-log", str(tb.state_dir / "mirror-access.log"),
-                          "--tls-port", "443", "--tls-cert", str(cert["cert"]), "--tls-key", str(cert["key"]),
-                          "--blob-host", f"http://{tls.BLOB_HOST}:{MIRROR_PORT}"],
-                         cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                         start_new_session=True)
-        deadline = time.monotonic() + 10
-        while not (container.port_open(tb.gateway, MIRROR_PORT) and container.port_open(tb.gateway, 443)):
-            if time.monotonic() > deadline:
-                raise TestbedError(f"testbed {tb.name}: mirror did not listen on {tb.mirror_url} and "
-                                   f"https://{tb.gateway}:443; log: {tb.state_dir / 'mirror.log'}")
-            time.sleep(0.05)
+        container.start_daemon(
+            [sys.executable, "-m", "testbed.mirror", "--root", str(tb.mirror_root), "--bind", tb.gateway,
+             "--port", str(MIRROR_PORT), "--access-log", str(tb.state_dir / "mirror-access.log"),
+             "--tls-port", "443", "--tls-cert", str(cert["cert"]), "--tls-key", str(cert["key"]),
+             "--blob-host", f"http://{tls.BLOB_HOST}:{MIRROR_PORT}"],
+            tb.state_dir / "mirror.log", tb.gateway, (MIRROR_PORT, 443), f"testbed {tb.name}: the mirror",
+            cwd=PROJECT_ROOT)
     return sums
 
 
