@@ -3,6 +3,6 @@
     pyinfra -y inventory/prod.py uninstall.py
     pyinfra -y inventory/prod.py uninstall.py --data ollama_uninstall_models=true --data ollama_uninstall_account=true
 """
-from tasks.uninstall import uninstall_ollama
+from ollama_deploy import uninstall_ollama
 
 uninstall_ollama()

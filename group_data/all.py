@@ -1,6 +1,9 @@
-"""Defaults for every host. Each name here is a setting declared in tasks/settings.py
-(type, default, description); profile files and inventory host data override them."""
+"""Values for every host of this inventory. Each name is a setting declared in
+ollama_deploy/lib/settings.py (type, default, description); the README's settings table lists them.
 
-ollama_version = "0.32.15"
-ollama_release_base_url = "https://github.com/ollama/ollama/releases/download"
-ollama_models = []
+The profiles' own values (cpu_xeon, dual_gpu, dgx_spark) are declared once, in
+ollama_deploy/lib/profiles.py, and sit under this file: a value here overrides a profile's. A file
+group_data/<group>.py holds values for the hosts of one inventory group, over this one.
+"""
+
+ollama_models: list[str] = []

@@ -20,8 +20,9 @@ from pathlib import PurePosixPath
 
 from pyinfra.api import FactBase, StringCommand, operation
 
-from .ollama_env import logged_form, side
-from .settings import PLACEBOS, OllamaSettings, dropins
+from ollama_deploy.lib.dropins import dropins
+from ollama_deploy.lib.ollama_env import logged_form, side
+from ollama_deploy.lib.settings import PLACEBOS, OllamaSettings
 
 UNIT = "/etc/systemd/system/ollama.service"
 SEARCHED = (UNIT, "/etc/systemd/system/ollama.service.d/*.conf", "/run/systemd/system/ollama.service.d/*.conf",

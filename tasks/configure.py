@@ -11,9 +11,9 @@ import jinja2
 from pyinfra import host
 from pyinfra.api import deploy
 
-from .operations import files_content
-from .plan import plan_for
-from .settings import DROPIN_DIR, DROPIN_FILES, DropinLine, dropins
+from ollama_deploy.lib.dropins import DROPIN_DIR, DROPIN_FILES, DropinLine, dropins
+from ollama_deploy.lib.operations import files_content
+from ollama_deploy.lib.plan import plan_for
 
 RESUME_HOOK = "/usr/lib/systemd/system-sleep/ollama-nvidia-uvm"
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

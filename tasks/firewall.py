@@ -18,10 +18,11 @@ from pyinfra.facts.files import File
 from pyinfra.operations import apt, systemd
 from pyinfra.operations.util import any_changed
 
-from .configure import render
-from .operations import files_content
-from .plan import plan_for
-from .settings import api_url, listens_on_loopback
+from ollama_deploy.lib.checks import listens_on_loopback
+from ollama_deploy.lib.operations import files_content
+from ollama_deploy.lib.plan import plan_for
+from ollama_deploy.lib.settings import api_url
+from ollama_deploy.tasks.configure import render
 
 RULES = "/etc/ollama-deploy/firewall.nft"
 UNIT = "ollama-firewall.service"

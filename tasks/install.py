@@ -5,7 +5,7 @@ Example (deploy.py):
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from io import StringIO
 
 from pyinfra import host
@@ -14,14 +14,14 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import Groups
 from pyinfra.operations import apt, files
 
-from .adopt import taken_over
-from .facts import InstalledRelease
-from .configure import render
-from .operations import account_applied, files_content, release_installed
-from .fleetcache import fleet_cache_on, release_for
-from .release import CACHE_DIR, Artifact, artifact_for, auth_headers
-from .settings import listens_on_loopback
-from .plan import plan_for
+from ollama_deploy.control.fleetcache import fleet_cache_on, release_for
+from ollama_deploy.control.release import CACHE_DIR, Artifact, artifact_for, auth_headers
+from ollama_deploy.facts.ollama import InstalledRelease
+from ollama_deploy.lib.checks import listens_on_loopback
+from ollama_deploy.lib.operations import account_applied, files_content, release_installed
+from ollama_deploy.lib.plan import plan_for
+from ollama_deploy.tasks.adopt import taken_over
+from ollama_deploy.tasks.configure import render
 
 OLLAMA_HOME = "/usr/share/ollama"
 
@@ -46,7 +46,7 @@ def install_ollama():
     # before the unit and drop-ins below replace it.
     adopted = taken_over(name="Take over the configuration made outside this tool", foreign=list(plan.foreign),
                          models_dir=settings.ollama_models_dir,
-                         stamp=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+                         stamp=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     artifact = artifact_for(settings, plan.hardware.arch)
     host_tools(artifact.name)
     if fleet_cache_on(settings) and not artifact.local_path:

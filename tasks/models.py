@@ -13,13 +13,13 @@ from pyinfra import host
 from pyinfra.api import FactProcessError, deploy
 from pyinfra.operations import python
 
-from .facts import OllamaModels, canonical_model, tuned_name
-from .fleetcache import fleet_cache_on, model_for
-from .operations import model_absent, model_pulled, model_tuned, models_seeded
-from .plan import plan_for
-from .remote import shell
-from .rollback import fail_with_rollback
-from .settings import api_url, selected_models
+from ollama_deploy.control.fleetcache import fleet_cache_on, model_for
+from ollama_deploy.facts.ollama import OllamaModels, canonical_model, tuned_name
+from ollama_deploy.lib.operations import model_absent, model_pulled, model_tuned, models_seeded
+from ollama_deploy.lib.plan import plan_for
+from ollama_deploy.lib.remote import shell
+from ollama_deploy.lib.settings import api_url, selected_models
+from ollama_deploy.tasks.rollback import fail_with_rollback
 
 
 @deploy("Models")

@@ -14,11 +14,11 @@ import shlex
 from pyinfra import host, logger
 from pyinfra.api import FactBase, StringCommand, deploy, operation
 
-from .goparse import connectable_host
-from .plan import plan_for
-from .remote import shell
-from .settings import DROPIN_DIR
-from .summary import record_failure
+from ollama_deploy.control.summary import record_failure
+from ollama_deploy.gocompat.hostport import connectable_host
+from ollama_deploy.lib.dropins import DROPIN_DIR
+from ollama_deploy.lib.plan import plan_for
+from ollama_deploy.lib.remote import shell
 
 LAST_GOOD = "/var/lib/ollama-deploy/last-good"
 # Digest of the configuration (and binary) the running Ollama was last started with.

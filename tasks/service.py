@@ -9,10 +9,11 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import python, server
 
-from .operations import api_answers, unit_state
-from .plan import plan_for
-from .rollback import config_applied, fail_with_rollback, stale, wait_serving
-from .settings import api_url
+from ollama_deploy.lib.operations import api_answers, unit_state
+from ollama_deploy.lib.plan import plan_for
+from ollama_deploy.lib.settings import api_url
+from ollama_deploy.tasks.rollback import config_applied, fail_with_rollback, stale, wait_serving
+
 
 @deploy("Apply")
 def apply_changes(changes):

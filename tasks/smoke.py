@@ -28,12 +28,12 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import python
 
-from .facts import canonical_model, tuned_name
-from .tunnel import api_connection
-from .plan import plan_for
-from .rollback import fail_with_rollback
-from .settings import api_url, selected_models
-from .summary import warn
+from ollama_deploy.control.summary import warn
+from ollama_deploy.control.tunnel import api_connection
+from ollama_deploy.facts.ollama import canonical_model, tuned_name
+from ollama_deploy.lib.plan import plan_for
+from ollama_deploy.lib.settings import api_url, selected_models
+from ollama_deploy.tasks.rollback import fail_with_rollback
 
 REPORT_DIR = Path("reports/smoke")
 

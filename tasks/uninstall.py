@@ -16,15 +16,19 @@ from pyinfra.api import DeployError, deploy
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from .configure import RESUME_HOOK
-from .firewall import RULES, UNIT as FIREWALL_UNIT, UNIT_PATH as FIREWALL_UNIT_PATH
-from .install import OLLAMA_HOME
-from .operations import files_content
-from .plan import plan_for
-from .release import CACHE_DIR
-from .rollback import APPLIED, LAST_GOOD
-from .settings import DROPIN_DIR, DROPIN_FILES
-from .watch import FILES as CHECK_FILES, METRICS_DIR, TIMER as CHECK_TIMER
+from ollama_deploy.control.release import CACHE_DIR
+from ollama_deploy.lib.dropins import DROPIN_DIR, DROPIN_FILES
+from ollama_deploy.lib.operations import files_content
+from ollama_deploy.lib.plan import plan_for
+from ollama_deploy.tasks.configure import RESUME_HOOK
+from ollama_deploy.tasks.firewall import RULES
+from ollama_deploy.tasks.firewall import UNIT as FIREWALL_UNIT
+from ollama_deploy.tasks.firewall import UNIT_PATH as FIREWALL_UNIT_PATH
+from ollama_deploy.tasks.install import OLLAMA_HOME
+from ollama_deploy.tasks.rollback import APPLIED, LAST_GOOD
+from ollama_deploy.tasks.watch import FILES as CHECK_FILES
+from ollama_deploy.tasks.watch import METRICS_DIR
+from ollama_deploy.tasks.watch import TIMER as CHECK_TIMER
 
 UNIT_PATH = "/etc/systemd/system/ollama.service"
 SYSUSERS, TMPFILES = "/etc/sysusers.d/ollama.conf", "/etc/tmpfiles.d/ollama.conf"

@@ -13,8 +13,8 @@ import gevent.pool
 from pyinfra import inventory
 from pyinfra.api import DeployError
 
-from .plan import plan_for
-from .settings import SettingsError
+from ollama_deploy.lib.plan import plan_for
+from ollama_deploy.lib.settings import SettingsError
 
 _problems: list[str] | None = None  # what the fleet check found; None until it has run
 _CHECKING = threading.Lock()  # gevent-aware: pyinfra's CLI monkey-patches threading

@@ -19,13 +19,14 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import python
 
-from .budget import memory_max_bytes
-from .ollama_env import READS, logged_form, side
-from .plan import LIBRARY_DIRS, HostPlan, plan_for
-from .remote import shell
-from .rollback import fail_with_rollback
-from .settings import api_url, dropins
-from .smoke import generating_model, smoke_candidates
+from ollama_deploy.lib.budget import memory_max_bytes
+from ollama_deploy.lib.dropins import dropins
+from ollama_deploy.lib.ollama_env import READS, logged_form, side
+from ollama_deploy.lib.plan import LIBRARY_DIRS, HostPlan, plan_for
+from ollama_deploy.lib.remote import shell
+from ollama_deploy.lib.settings import api_url
+from ollama_deploy.tasks.rollback import fail_with_rollback
+from ollama_deploy.tasks.smoke import generating_model, smoke_candidates
 
 REPORT_DIR = Path("reports/verify")
 SUSPEND_HINT = ("after suspend/resume the NVIDIA UVM module can lose its state: "

@@ -18,11 +18,12 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
-from .configure import render
-from .ollama_env import READS, logged_form
-from .operations import files_content, unit_state
-from .plan import plan_for
-from .settings import api_url, dropins
+from ollama_deploy.lib.dropins import dropins
+from ollama_deploy.lib.ollama_env import READS, logged_form
+from ollama_deploy.lib.operations import files_content, unit_state
+from ollama_deploy.lib.plan import plan_for
+from ollama_deploy.lib.settings import api_url
+from ollama_deploy.tasks.configure import render
 
 SCRIPT = "/usr/local/libexec/ollama-deploy/ollama-check"
 EXPECTED = "/etc/ollama-deploy/check-expected"

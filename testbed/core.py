@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tasks.release import parse_sums
+from ollama_deploy.control.release import parse_sums
 
 from . import aptproxy, container, inventory, network, real_ollama, rootfs, tls
 from .layout import CACHE_ROOT, MIRROR_PORT, OLLAMA_VERSION, PROJECT_ROOT, STATE_ROOT, Testbed, TestbedError

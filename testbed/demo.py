@@ -42,7 +42,7 @@ def run_demo(tb: Testbed) -> int:
         print("\n" + run.stderr[-3000:])
     else:
         print("\nquick benchmark (20 requests, 5 at once, per host) and seed 001's checklist:")
-        bench = subprocess.run([sys.executable, "-m", "tasks.loadtest", str(tb.inventory_path), "--level", "quick",
+        bench = subprocess.run([sys.executable, "-m", "ollama_deploy.bench.loadtest", str(tb.inventory_path), "--level", "quick",
                                 "--checklist"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
         print(bench.stdout.rstrip() or bench.stderr[-2000:])
         print(f"verify reports: {PROJECT_ROOT / 'reports/verify'}")

@@ -17,9 +17,11 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ollama_deploy.lib.profiles import PROFILES as PROFILE_DECLARATIONS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Hosts take profiles in this order, so N hosts cover every profile once N >= 3.
-PROFILES = ("cpu_xeon", "dual_gpu", "dgx_spark")
+PROFILES = tuple(PROFILE_DECLARATIONS)
 STATE_ROOT = Path(os.environ.get("OLLAMA_TESTBED_STATE", "/var/lib/ollama-testbed"))
 CACHE_ROOT = Path(os.environ.get("OLLAMA_TESTBED_CACHE", "/var/cache/ollama-testbed"))
 DEFAULT_NAME = "tb"
@@ -45,7 +47,7 @@ class TestbedError(Exception):
 class Host:
     """One container: its inventory name, profile, address and the paths of its overlay."""
 
-    testbed: "Testbed"
+    testbed: Testbed
     index: int
     profile: str
     name: str
@@ -94,7 +96,7 @@ class Testbed:
 
     @classmethod
     def named(cls, name: str = DEFAULT_NAME, hosts: int = 3, subnet: str | None = None,
-              base: str = "full") -> "Testbed":
+              base: str = "full") -> Testbed:
         if not _NAME_RE.match(name):
             raise TestbedError(f"testbed name {name!r}: use 1-8 lowercase letters/digits, starting with a letter")
         if not 1 <= hosts <= 200:

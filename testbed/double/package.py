@@ -5,8 +5,7 @@
 
     bin/ollama                               the double's launcher (mode 755)
     lib/ollama/test-double/ollama_double/    the double (stdlib-only Python)
-    lib/ollama/test-double/goparse.py        copy of tasks/goparse.py
-    lib/ollama/test-double/gguf.py           copy of tasks/gguf.py (GGUF metadata reader)
+    lib/ollama/test-double/ollama_deploy/gocompat/   the product's Go-compatible parsers (GGUF too)
     lib/ollama/test-double/config.json       version, arch, registry, speeds
     lib/ollama/llama-server                  stub that refuses to run
     lib/ollama/libggml-*.so, libllama.so     text placeholders
@@ -72,9 +71,15 @@ def stage_release(staging_dir, version: str, arch: str, registry: str,
     if pkg_dst.exists():
         shutil.rmtree(pkg_dst)
     shutil.copytree(HERE / "ollama_double", pkg_dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    # Shared stdlib-only modules: one source in tasks/, imported top-level by the double.
-    for shared in ("goparse.py", "gguf.py"):
-        shutil.copyfile(REPO / "tasks" / shared, td / shared)
+    # The Go-compatible parsers the product uses (stdlib only), as a package: one source, no copies
+    # of single files. The package's __init__ imports nothing, so pyinfra need not be on the host.
+    product = td / "ollama_deploy"
+    if product.exists():
+        shutil.rmtree(product)
+    (product / "gocompat").mkdir(parents=True)
+    shutil.copyfile(REPO / "ollama_deploy" / "__init__.py", product / "__init__.py")
+    shutil.copytree(REPO / "ollama_deploy" / "gocompat", product / "gocompat", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     config = {
         "version": version,
         "arch": arch,

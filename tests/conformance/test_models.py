@@ -8,7 +8,7 @@ import re
 
 import requests
 
-from tasks import gguf
+from ollama_deploy.gocompat import gguf
 from testbed.models import MT_CONFIG, MT_MANIFEST, MT_MODEL, MT_PARAMS, MT_TEMPLATE
 from testbed.real_models import CHATML_TEMPLATE
 

@@ -27,7 +27,7 @@ def parse_time(s: str) -> dt.datetime:
 def expires_in(srv) -> float:
     """Seconds from now to the (single) loaded model's expires_at."""
     (m,) = srv.get("/api/ps").json()["models"]
-    return (parse_time(m["expires_at"]) - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    return (parse_time(m["expires_at"]) - dt.datetime.now(dt.UTC)).total_seconds()
 
 
 def wait_unloaded(srv, timeout: float = 5) -> None:

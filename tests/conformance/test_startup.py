@@ -165,7 +165,7 @@ def test_cloud_calls_at_start_unless_cloud_is_off(ollama, no_cloud):
 def test_the_declaration_of_variables_ollama_reads_matches_the_pinned_source(ollama, tmp_path):
     """tasks/ollama_env.READS against the source of the pinned Go module (the one the real build
     uses), and the server config line of a running server against READS' logged variables."""
-    from tasks.ollama_env import READS, differences, read_source
+    from ollama_deploy.lib.ollama_env import READS, differences, read_source
     from testbed.real_ollama import module_source
 
     if ollama.kind == "real":

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 from testbed import core
-from testbed.layout import PROJECT_ROOT
 from testbed.deployrun import run_deploy
+from testbed.layout import PROJECT_ROOT
 from tests.deploy.hosts import inventory_with, model_of, ssh
 
 

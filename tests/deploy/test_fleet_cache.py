@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from tasks import fleetcache
-from tasks.fleetcache import cached_model
+from ollama_deploy.control import fleetcache
+from ollama_deploy.control.fleetcache import cached_model
 from testbed import core
 from testbed.deployrun import run_deploy
 from testbed.layout import Testbed

@@ -9,7 +9,7 @@ from tests.deploy.hosts import ssh
 
 def test_quick_benchmark_reports_every_host(deploy_testbed, first_run, tmp_path):
     tb = deploy_testbed
-    p = subprocess.run([sys.executable, "-m", "tasks.loadtest", str(tb.inventory_path), "--level", "quick",
+    p = subprocess.run([sys.executable, "-m", "ollama_deploy.bench.loadtest", str(tb.inventory_path), "--level", "quick",
                         "--checklist", "--prometheus", "--out", str(tmp_path), "--deadline", "120"],
                        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]

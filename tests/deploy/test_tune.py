@@ -1,4 +1,4 @@
-"""python -m tasks.tune on the testbed: a bounded sweep through the deploy and the load test, the best
+"""python -m ollama_deploy.bench.tune on the testbed: a bounded sweep through the deploy and the load test, the best
 point written as tuned/<host>.json for the next deploy, the host given back as it was (also when
 interrupted). The numbers mean nothing on these hosts; the mechanism is what is tested."""
 import json
@@ -15,7 +15,7 @@ CONF = "/etc/systemd/system/ollama.service.d/performance.conf"
 
 
 def _tune(tb, host, out, *grid, wait=True):
-    argv = [sys.executable, "-m", "tasks.tune", str(tb.inventory_path), "--host", host, "--level", "quick",
+    argv = [sys.executable, "-m", "ollama_deploy.bench.tune", str(tb.inventory_path), "--host", host, "--level", "quick",
             "--out", str(out), *grid]
     env = {**os.environ, "OLLAMA_DEPLOY_TUNED_DIR": str(out)}
     if not wait:

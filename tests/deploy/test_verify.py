@@ -1,7 +1,7 @@
 """verify.py proves settings took effect, and fails naming what did not."""
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -74,7 +74,7 @@ def test_the_deploy_leaves_the_hosts_keep_alive_on_the_loaded_model(deploy_testb
         assert run.rc == 0, run.stderr[-3000:]
         (loaded,) = json.loads(ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/ps").stdout)["models"]
         expires = datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", loaded["expires_at"]).replace("Z", "+00:00"))
-        left = (expires - datetime.now(timezone.utc)).total_seconds()
+        left = (expires - datetime.now(UTC)).total_seconds()
         assert 55 * 60 < left <= 3600, loaded["expires_at"]  # the host's 1h, not a request's 5m
     finally:
         assert run_deploy(tb.inventory_path, "--limit", host).rc == 0

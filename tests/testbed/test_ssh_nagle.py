@@ -2,7 +2,7 @@
 request waited out the peer's delayed ACK (~40 ms a command; see tasks/tunnel.without_nagle)."""
 import socket
 
-from tasks.tunnel import ssh_client
+from ollama_deploy.control.tunnel import ssh_client
 from testbed.deployrun import run_deploy
 
 # A deploy file that records, per host, TCP_NODELAY on pyinfra's own connection before and after
@@ -10,7 +10,7 @@ from testbed.deployrun import run_deploy
 PROBE = """
 import os, socket
 from pyinfra import host, inventory
-from tasks.tunnel import connections_without_nagle
+from ollama_deploy.control.tunnel import connections_without_nagle
 
 def nodelay():
     return host.connector.client.get_transport().sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)

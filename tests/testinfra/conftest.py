@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import pytest
 import testinfra
 
-from tasks.hardware import HardwareFact, parse_hardware
-from tasks.inventory_data import load_host_data
-from tasks.plan import hardware_of, settings_from
-from tasks.settings import OllamaSettings
+from ollama_deploy.lib.hardware import HardwareFact, parse_hardware
+from ollama_deploy.lib.inventory_data import load_host_data
+from ollama_deploy.lib.plan import hardware_of, settings_from
+from ollama_deploy.lib.settings import OllamaSettings
 
 
 @dataclass

@@ -6,11 +6,13 @@ import ipaddress
 import json
 import shlex
 
-from tasks.configure import render_dropin
-from tasks.facts import RELEASE_MARKER, canonical_model
-from tasks.release import artifact_for
-from tasks.settings import DROPIN_DIR, DROPIN_FILES, dropins, listens_on_loopback, selected_models
-from tasks.smoke import generating_model, smoke_candidates
+from ollama_deploy.control.release import artifact_for
+from ollama_deploy.facts.ollama import RELEASE_MARKER, canonical_model
+from ollama_deploy.lib.checks import listens_on_loopback
+from ollama_deploy.lib.dropins import DROPIN_DIR, DROPIN_FILES, dropins
+from ollama_deploy.lib.settings import selected_models
+from ollama_deploy.tasks.configure import render_dropin
+from ollama_deploy.tasks.smoke import generating_model, smoke_candidates
 
 API = "http://127.0.0.1:11434"
 

@@ -3,8 +3,8 @@ unless it was asked to remove them.
 
     pytest tests/testinfra --inventory inventory/prod.py --uninstalled
 """
-from tasks.install import OLLAMA_HOME
-from tasks.uninstall import installed_files
+from ollama_deploy.tasks.install import OLLAMA_HOME
+from ollama_deploy.tasks.uninstall import installed_files
 
 
 def test_ollama_is_stopped_and_no_unit_is_left(target):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import fleetcache, modelinfo
+from ollama_deploy.control import fleetcache, modelinfo
 from testbed.models import CATALOG, MIB, gguf_bytes, gguf_metadata, publish_models
 from tests.unit.registry import BIG_TOKENS, Registry, publish_blob
 

@@ -1,7 +1,7 @@
 """The testbed's recorded machines (testbed/hardware/profiles) as Hardware values for unit tests."""
 import json
 
-from tasks.hardware import Gpu, Hardware
+from ollama_deploy.lib.hardware import Gpu, Hardware
 from testbed.container import HARDWARE_DIR
 
 SEED003 = json.loads((HARDWARE_DIR / "profiles/dual_gpu/gpus.json").read_text())

@@ -11,8 +11,9 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tasks import modelinfo
+from ollama_deploy.control import modelinfo
 from testbed.models import MIB, MT_MODEL
+
 
 class _Handler(SimpleHTTPRequestHandler):
     """Static files; ``bytes=a-b`` / ``bytes=a-`` ranges answered with 206 unless the

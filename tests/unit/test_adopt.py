@@ -1,7 +1,8 @@
 """tasks/adopt: seed 003's hand-made configuration (its drop-ins, an install.sh unit) read and judged
 the way the plan refuses or takes over such a host."""
-from tasks.adopt import Directive, foreign_models_dir, parse
-from tasks.plan import _foreign_problems, settings_from
+from ollama_deploy.lib.plan import _foreign_problems, settings_from
+from ollama_deploy.lib.profiles import PROFILES
+from ollama_deploy.tasks.adopt import Directive, foreign_models_dir, parse
 from tests.unit.recorded import SEED003, gpus, machine
 from tests.unit.test_settings import group
 
@@ -51,7 +52,7 @@ def test_every_service_directive_is_read_environment_assignments_one_by_one():
 
 def test_seed_003_is_refused_one_line_per_directive_with_its_verdict():
     hw = machine("dual_gpu", gpus=gpus(SEED003))
-    data = {**group("all"), **group("dual_gpu")}
+    data = {**group("all"), **PROFILES["dual_gpu"].settings}
     lines = _foreign_problems(parse(fact_output(SEED003_FILES)), settings_from(hw, data, "dual_gpu"), hw, data,
                               "dual_gpu", "h")
     verdict = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in lines[:-1]}
@@ -74,7 +75,7 @@ def test_seed_003_is_refused_one_line_per_directive_with_its_verdict():
 
 def test_a_foreign_drop_in_read_after_ours_overrides_it():
     hw = machine("dual_gpu", gpus=gpus(SEED003))
-    data = {**group("all"), **group("dual_gpu")}
+    data = {**group("all"), **PROFILES["dual_gpu"].settings}
     late = parse(fact_output({f"{D}/zz-site.conf": "[Service]\nEnvironment=OLLAMA_KEEP_ALIVE=5m\n"}))
     (line, _) = _foreign_problems(late, settings_from(hw, data, "dual_gpu"), hw, data, "dual_gpu", "h")
     assert line.endswith("harmful: overrides ours (OLLAMA_KEEP_ALIVE=1h in performance.conf), systemd reads "

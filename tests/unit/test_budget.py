@@ -2,9 +2,15 @@
 less OLLAMA_GPU_OVERHEAD, for the VRAM-tiered default context (server/routes.go)."""
 from dataclasses import replace
 
-from tasks.budget import check_budget, default_context, default_context_vram, gpus_ollama_sees, overhead_problems
-from tasks.modelinfo import ModelInfo
-from tasks.plan import settings_from
+from ollama_deploy.control.modelinfo import ModelInfo
+from ollama_deploy.lib.budget import (
+    check_budget,
+    default_context,
+    default_context_vram,
+    gpus_ollama_sees,
+    overhead_problems,
+)
+from ollama_deploy.lib.plan import settings_from
 from tests.unit.recorded import SEED003, gpus, machine
 
 MIB = 2**20

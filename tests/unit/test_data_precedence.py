@@ -1,6 +1,6 @@
 """all.py < profile group file < host data < --data, through pyinfra's real inventory loader."""
-from tasks.inventory_data import load_host_data
-from tasks.settings import resolve
+from ollama_deploy.lib.inventory_data import load_host_data
+from ollama_deploy.lib.settings import resolve
 
 
 def test_each_layer_overrides_the_one_before(tmp_path):

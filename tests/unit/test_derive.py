@@ -1,9 +1,10 @@
 """Settings derived from hardware, and checks of settings against it (pure, no host)."""
 import pytest
 
-from tasks.derive import derive
-from tasks.plan import _hardware_problems, settings_from
+from ollama_deploy.lib.derive import derive
+from ollama_deploy.lib.plan import _hardware_problems, settings_from
 from tests.unit.recorded import GB10, SEED003, gpus, machine
+
 
 def test_seed000_xeon_gets_the_seeds_quota_and_memory_limit():
     assert derive(machine("cpu_xeon")) == {"ollama_cpu_quota": "2000%", "ollama_memory_max": "20G"}
@@ -66,7 +67,7 @@ def test_uuid_tokens_are_accepted():
 def test_local_runs_ask_nvml_and_keep_nvidia_smi_view_without_a_driver():
     from types import SimpleNamespace
 
-    from tasks.plan import _local_nvml
+    from ollama_deploy.lib.plan import _local_nvml
     hw = machine("dual_gpu", gpus=gpus(SEED003))
     # This machine has no NVIDIA driver: the real pynvml raises, and what nvidia-smi said stands.
     assert _local_nvml(SimpleNamespace(name="@local"), hw) == hw

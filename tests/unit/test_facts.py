@@ -3,8 +3,15 @@ import hashlib
 import os
 import subprocess
 
-from tasks.facts import (BLOBS_VERIFIED, BlobStates, OllamaModels, UnitState, canonical_model, parse_show_parameters,
-                         tuned_name)
+from ollama_deploy.facts.ollama import (
+    BLOBS_VERIFIED,
+    BlobStates,
+    OllamaModels,
+    UnitState,
+    canonical_model,
+    parse_show_parameters,
+    tuned_name,
+)
 
 
 def test_unit_running():

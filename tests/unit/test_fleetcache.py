@@ -1,4 +1,4 @@
-"""tasks/fleetcache.py against a real static registry on 127.0.0.1 (fixtures in conftest.py): each
+"""ollama_deploy/control/fleetcache.py against a real static registry on 127.0.0.1 (fixtures in conftest.py): each
 file is fetched once and verified once per run, a damaged cache file is fetched again, and an
 air-gapped models directory is used in place with every digest checked."""
 from __future__ import annotations
@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from tasks import fleetcache
-from tasks.fleetcache import FleetCacheError, cached_model, verified
+from ollama_deploy.control import fleetcache
+from ollama_deploy.control.fleetcache import FleetCacheError, cached_model, verified
 
 
 def _gets(registry, kind: str) -> list[str]:
@@ -94,7 +94,7 @@ def test_an_interrupted_download_resumes_where_it_stopped(registry, tmp_path, ca
 
 
 def test_a_model_the_registry_lacks_is_not_found_rather_than_a_failed_cache(registry, tmp_path):
-    from tasks.modelinfo import ModelNotFound
+    from ollama_deploy.control.modelinfo import ModelNotFound
 
     with pytest.raises(ModelNotFound, match="testbed/no-such-model.*HTTP 404"):
         cached_model("testbed/no-such-model", registry.url, str(tmp_path))

@@ -3,7 +3,7 @@ import struct
 
 import pytest
 
-from tasks.gguf import ARRAY, STRING, UINT32, GGUFError, parse_kv_prefix, read_kv
+from ollama_deploy.gocompat.gguf import ARRAY, STRING, UINT32, GGUFError, parse_kv_prefix, read_kv
 
 KV = [("general.architecture", STRING, "llama"), ("llama.block_count", UINT32, 2),
       ("llama.attention.head_count_kv", ARRAY, [2, 1])]

@@ -1,4 +1,4 @@
-"""Table-driven tests: tasks/goparse.py must parse exactly as Ollama v0.32.15 (Go) does."""
+"""Table-driven tests: ollama_deploy.gocompat (and the double's gorules) must parse exactly as Ollama v0.32.15 (Go) does."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tasks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "testbed" / "double"))
 
-import goparse as gp  # noqa: E402
+from ollama_double import gorules  # noqa: E402
+
+from ollama_deploy.gocompat import duration, envconfig, hostport, params, strconv  # noqa: E402
 
 S = 10**9
 M = 60 * S
@@ -36,7 +38,7 @@ FOREVER = (1 << 63) - 1
     ("9223372037", FOREVER),  # seconds * 1e9 wraps negative in Go -> forever
 ])
 def test_parse_keep_alive(raw, expected):
-    assert gp.parse_keep_alive(raw) == expected
+    assert envconfig.parse_keep_alive(raw) == expected
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -46,7 +48,7 @@ def test_parse_keep_alive(raw, expected):
     ("2562047h47m16.854775807s", FOREVER), ("-2562047h47m16.854775808s", -(1 << 63)),
 ])
 def test_go_parse_duration_ok(raw, expected):
-    assert gp.go_parse_duration(raw) == expected
+    assert duration.go_parse_duration(raw) == expected
 
 
 @pytest.mark.parametrize("raw,message", [
@@ -64,7 +66,7 @@ def test_go_parse_duration_ok(raw, expected):
 ])
 def test_go_parse_duration_errors(raw, message):
     with pytest.raises(ValueError) as e:
-        gp.go_parse_duration(raw)
+        duration.go_parse_duration(raw)
     assert str(e.value) == message
 
 
@@ -74,23 +76,23 @@ def test_go_parse_duration_errors(raw, message):
     (FOREVER, "2562047h47m16.854775807s"), (-(1 << 63), "-2562047h47m16.854775808s"),
 ])
 def test_go_format_duration(ns, text):
-    assert gp.go_format_duration(ns) == text
+    assert duration.go_format_duration(ns) == text
 
 
 @pytest.mark.parametrize("s", ["1", "t", "T", "TRUE", "true", "True"])
 def test_go_parse_bool_true(s):
-    assert gp.go_parse_bool(s) is True
+    assert strconv.go_parse_bool(s) is True
 
 
 @pytest.mark.parametrize("s", ["0", "f", "F", "FALSE", "false", "False"])
 def test_go_parse_bool_false(s):
-    assert gp.go_parse_bool(s) is False
+    assert strconv.go_parse_bool(s) is False
 
 
 @pytest.mark.parametrize("s", ["on", "yes", "off", "no", "tRUE", "2", "", " true", "y"])
 def test_go_parse_bool_invalid(s):
     with pytest.raises(ValueError, match="strconv.ParseBool: parsing"):
-        gp.go_parse_bool(s)
+        strconv.go_parse_bool(s)
 
 
 @pytest.mark.parametrize("raw,default,expected", [
@@ -108,7 +110,7 @@ def test_go_parse_bool_invalid(s):
     ("' '", True, True),        # Trim quotes after spaces: " " is not empty -> unparseable -> true
 ])
 def test_ollama_bool(raw, default, expected):
-    assert gp.ollama_bool(raw, default) is expected
+    assert envconfig.ollama_bool(raw, default) is expected
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -117,23 +119,23 @@ def test_ollama_bool(raw, default, expected):
     ("a b", "a b"), (None, ""),
 ])
 def test_ollama_var(raw, expected):
-    assert gp.ollama_var(raw) == expected
+    assert envconfig.ollama_var(raw) == expected
 
 
 @pytest.mark.parametrize("s,expected", [("0", 0), ("42", 42), ("18446744073709551615", (1 << 64) - 1)])
 def test_go_parse_uint_ok(s, expected):
-    assert gp.go_parse_uint(s) == expected
+    assert strconv.go_parse_uint(s) == expected
 
 
 @pytest.mark.parametrize("s", ["", "-1", "+1", "1_000", " 1", "0x10", "1.0", "18446744073709551616", "\u0661"])
 def test_go_parse_uint_invalid(s):
     with pytest.raises(ValueError):
-        gp.go_parse_uint(s)
+        strconv.go_parse_uint(s)
 
 
 @pytest.mark.parametrize("raw,default,expected", [("4", 1, 4), (" 4 ", 1, 4), ("abc", 1, 1), ("-1", 512, 512), ("", 0, 0)])
 def test_ollama_uint(raw, default, expected):
-    assert gp.ollama_uint(raw, default) == expected
+    assert envconfig.ollama_uint(raw, default) == expected
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -157,29 +159,29 @@ def test_ollama_uint(raw, default, expected):
     ("unix://x", ("unix", "x", "11434")),
 ])
 def test_parse_ollama_host(raw, expected):
-    assert gp.parse_ollama_host(raw) == expected
+    assert hostport.parse_ollama_host(raw) == expected
 
 
 def test_ollama_host_details():
-    assert gp.ollama_host("0.0.0.0").url == "http://0.0.0.0:11434"
-    assert gp.ollama_host("[::1]:8000").url == "http://[::1]:8000"
-    assert gp.ollama_host("http://h:1/prefix/x").url == "http://h:1/prefix/x"
-    assert gp.ollama_host("127.0.0.1:99999").port_invalid is True
-    assert gp.connectable_host("0.0.0.0").hostport == "127.0.0.1:11434"
-    assert gp.connectable_host("[::]:80").hostport == "[::1]:80"
+    assert hostport.ollama_host("0.0.0.0").url == "http://0.0.0.0:11434"
+    assert hostport.ollama_host("[::1]:8000").url == "http://[::1]:8000"
+    assert hostport.ollama_host("http://h:1/prefix/x").url == "http://h:1/prefix/x"
+    assert hostport.ollama_host("127.0.0.1:99999").port_invalid is True
+    assert hostport.connectable_host("0.0.0.0").hostport == "127.0.0.1:11434"
+    assert hostport.connectable_host("[::]:80").hostport == "[::1]:80"
 
 
 @pytest.mark.parametrize("value,expected", [
     (None, None), (0, 0), (300, 300 * S), (1.5, 1_500_000_000), (-1, FOREVER), ("5m", 5 * M), ("0", 0), ("-1m", FOREVER),
 ])
 def test_parse_request_keep_alive(value, expected):
-    assert gp.parse_request_keep_alive(value) == expected
+    assert gorules.parse_request_keep_alive(value) == expected
 
 
 @pytest.mark.parametrize("value", ["300", "abc", True, [1], {"a": 1}])
 def test_parse_request_keep_alive_errors(value):
     with pytest.raises(ValueError):
-        gp.parse_request_keep_alive(value)
+        gorules.parse_request_keep_alive(value)
 
 
 @pytest.mark.parametrize("raw,level,name", [
@@ -188,20 +190,21 @@ def test_parse_request_keep_alive_errors(value):
     ("2", -8, "DEBUG-4"), ("-1", 4, "WARN"), ("-2", 8, "ERROR"),
 ])
 def test_log_level(raw, level, name):
-    assert gp.ollama_log_level(raw) == level
-    assert gp.slog_level_name(level) == name
+    assert envconfig.ollama_log_level(raw) == level
+    assert gorules.slog_level_name(level) == name
 
 
 def test_format_params():
-    assert gp.format_params({"num_gpu": ["99"], "use_mmap": ["false"], "top_p": ["0.1"]}) == {
+    assert params.format_params({"num_gpu": ["99"], "use_mmap": ["false"], "top_p": ["0.1"]}) == {
         "num_gpu": 99, "use_mmap": False, "top_p": pytest.approx(0.1)}
     with pytest.raises(ValueError, match="unknown parameter 'num_threads'"):
-        gp.format_params({"num_threads": ["8"]})
+        params.format_params({"num_threads": ["8"]})
     with pytest.raises(ValueError, match=r"invalid int value \[eight\]"):
-        gp.format_params({"num_thread": ["eight"]})
+        params.format_params({"num_thread": ["eight"]})
 
 
 def test_docstring_examples():
     import doctest
 
-    assert doctest.testmod(gp).failed == 0
+    for module in (duration, envconfig, hostport, params, strconv, gorules):
+        assert doctest.testmod(module).failed == 0, module.__name__

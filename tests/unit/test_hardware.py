@@ -1,4 +1,4 @@
-"""tasks/hardware.py: the parsers on recorded HardwareFact output (tests/fixtures/hardware, provenance in
+"""ollama_deploy/lib/hardware.py: the parsers on recorded HardwareFact output (tests/fixtures/hardware, provenance in
 SOURCES.md there), NVML through a stand-in, and the real fact command run on this machine.
 
 Expected values are read independently where they are recorded: the seed reports (shared/seeds), the
@@ -18,9 +18,17 @@ from pathlib import Path
 import pytest
 from pyinfra.api import FactProcessError
 
-from tasks.hardware import (
-    GPU_QUERY, Gpu, HardwareFact, ParseError, apply_override, gpus_from_nvml, parse_hardware,
-    parse_lscpu_topology, parse_nvidia_smi, parse_thread_siblings,
+from ollama_deploy.lib.hardware import (
+    GPU_QUERY,
+    Gpu,
+    HardwareFact,
+    ParseError,
+    apply_override,
+    gpus_from_nvml,
+    parse_hardware,
+    parse_lscpu_topology,
+    parse_nvidia_smi,
+    parse_thread_siblings,
 )
 
 with warnings.catch_warnings():  # pynvml 13 warns that the nvidia-ml-py module it forwards to is the one to use

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from tasks import loadreport
+from ollama_deploy.bench import loadreport
 
 TARGETS = {"ttft_ms": 300, "tokens_per_s": 30, "concurrent_users": 10, "success_rate": 1.0}
 

@@ -1,4 +1,4 @@
-"""tasks/modelinfo.py against a real static registry on 127.0.0.1 (no other traffic; fixtures in
+"""ollama_deploy/control/modelinfo.py against a real static registry on 127.0.0.1 (no other traffic; fixtures in
 conftest.py, the server in registry.py)."""
 
 from __future__ import annotations
@@ -10,9 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from tasks import gguf, modelinfo
-from tasks.modelinfo import (ModelInfo, ModelInfoError, fetch_model_info, kv_cache_bytes, model_info_from_kv,
-                             ollama_estimate, parse_model_name, registry_base)
+from ollama_deploy.control import modelinfo
+from ollama_deploy.control.modelinfo import (
+    ModelInfo,
+    ModelInfoError,
+    fetch_model_info,
+    kv_cache_bytes,
+    model_info_from_kv,
+    ollama_estimate,
+    parse_model_name,
+    registry_base,
+)
+from ollama_deploy.gocompat import gguf
 from testbed.models import CATALOG, MIB, MT_MODEL, gguf_bytes, gguf_metadata
 from tests.unit.registry import BIG_TOKENS, Registry, publish_blob
 
@@ -307,7 +316,7 @@ def test_parse_model_name_rejects_with_reason(name, reason):
 
 
 def test_metadata_is_kept_by_manifest_digest_and_a_known_digest_reads_nothing(registry, root, tmp_path):
-    from tasks import modelinfo
+    from ollama_deploy.control import modelinfo
 
     name = "testbed/tiny"
     first = fetch_model_info(name, registry=registry.url)

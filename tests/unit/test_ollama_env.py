@@ -2,7 +2,7 @@
 differs. (tests/conformance/test_startup.py runs it on the pinned Ollama module itself.)"""
 from __future__ import annotations
 
-from tasks.ollama_env import READS, Var, differences, read_source, side
+from ollama_deploy.lib.ollama_env import READS, Var, differences, read_source, side
 
 CONFIG_GO = '''package envconfig
 

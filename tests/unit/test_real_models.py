@@ -6,10 +6,12 @@ import json
 
 import pytest
 
-from tasks import gguf
+from ollama_deploy.gocompat import gguf
 from testbed.models import MT_MODEL, MT_PARAMS, MT_TEMPLATE
 from testbed.real_models import REAL_CATALOG, gguf_model_bytes, publish_real_models
-from testbed.real_models import gguf as gguf_pkg  # the PyPI package (tasks/gguf.py may shadow the name)
+from testbed.real_models import (
+    gguf as gguf_pkg,  # the PyPI package (ollama_deploy/gocompat/gguf.py may shadow the name)
+)
 
 SPECS = {s.model: s for s in REAL_CATALOG}
 

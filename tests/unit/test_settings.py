@@ -5,10 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from tasks.configure import render_dropin
-from tasks.plan import settings_from
+from ollama_deploy.lib.dropins import DROPIN_FILES, dropins
+from ollama_deploy.lib.plan import settings_from
+from ollama_deploy.lib.profiles import PROFILES
+from ollama_deploy.lib.settings import OllamaSettings, SettingsError, resolve
+from ollama_deploy.tasks.configure import render_dropin
 from tests.unit.recorded import SEED003, gpus, machine
-from tasks.settings import DROPIN_FILES, OllamaSettings, SettingsError, dropins, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +30,7 @@ def test_every_dropin_setting_names_a_known_file_and_exactly_one_target():
 
 
 def test_seed_000_profile_renders_performance_and_resources_dropins():
-    s = settings_from(machine("cpu_xeon"), {**group("all"), **group("cpu_xeon")})  # seed 000's machine
+    s = settings_from(machine("cpu_xeon"), {**group("all"), **PROFILES["cpu_xeon"].settings})  # seed 000's machine
     files = dropins(s)
     assert set(files) == {"performance.conf", "resources.conf", "listen.conf"}
     assert render_dropin("listen.conf", files["listen.conf"]).endswith('Environment="OLLAMA_NO_CLOUD=true"\n')
@@ -46,7 +48,7 @@ def test_seed_000_profile_renders_performance_and_resources_dropins():
 
 
 def test_dual_gpu_profile_writes_gpu_dropin_without_seed_placebos():
-    files = dropins(settings_from(machine("dual_gpu", gpus=gpus(SEED003)), {**group("all"), **group("dual_gpu")}))
+    files = dropins(settings_from(machine("dual_gpu", gpus=gpus(SEED003)), {**group("all"), **PROFILES["dual_gpu"].settings}))
     gpu = render_dropin("10-gpu.conf", files["10-gpu.conf"])
     assert 'Environment="CUDA_VISIBLE_DEVICES=0,1"\n' in gpu
     assert 'Environment="CUDA_DEVICE_ORDER=PCI_BUS_ID"\n' in gpu
@@ -63,9 +65,9 @@ def test_models_dir_dropin_only_when_not_default():
 
 def test_later_layers_override_earlier_ones():
     # all.py < profile < host data < --data is pyinfra's own order; resolve sees the merged dict.
-    merged = {**group("all"), **group("dgx_spark"), **{"ollama_keep_alive": "45m"}}
+    merged = {**group("all"), **PROFILES["dgx_spark"].settings, **{"ollama_keep_alive": "45m"}}
     assert resolve(merged).ollama_keep_alive == "45m"
-    assert resolve({**group("all"), **group("dgx_spark")}).ollama_keep_alive == "30m"
+    assert resolve({**group("all"), **PROFILES["dgx_spark"].settings}).ollama_keep_alive == "30m"
 
 
 @pytest.mark.parametrize("data, key", [
@@ -110,11 +112,10 @@ def test_every_variable_the_dropins_write_is_one_ollama_logs_and_the_double_logs
     (tasks/ollama_env, checked against the pinned source by tests/conformance), and the double's
     imitation of envconfig.AsMap has exactly the logged ones."""
     import sys
-    sys.path.insert(0, str(ROOT / "tasks"))  # the double imports goparse as a top-level module
     sys.path.insert(0, str(ROOT / "testbed" / "double"))
     from ollama_double.env import ServerEnv
 
-    from tasks.ollama_env import READS
+    from ollama_deploy.lib.ollama_env import READS
 
     logged = {name for name, var in READS.items() if var.logged}
     assert {k for k in ServerEnv({}).values() if k.startswith("OLLAMA_")} == logged
@@ -124,7 +125,7 @@ def test_every_variable_the_dropins_write_is_one_ollama_logs_and_the_double_logs
             assert env in logged, key
 
 def test_keys_that_look_like_settings_are_named_with_the_setting_they_meant():
-    from tasks.settings import misnamed_keys
+    from ollama_deploy.lib.settings import misnamed_keys
 
     data = {"OLLAMA_KEEP_ALIVE": "1h", "keep_alive": "1h", "olama_keep_alive": "1h", "Ollama_Num_Parallel": 2,
             "ssh_hostname": "h", "_sudo": True, "facts_override": {}, "testbed_profile": "cpu_xeon"}
@@ -174,7 +175,7 @@ def test_resource_directives_take_exactly_the_forms_systemd_takes(key, value, ok
 
 
 def test_verify_reads_resource_values_as_systemctl_shows_them():
-    from tasks.verify import _resource_check
+    from ollama_deploy.tasks.verify import _resource_check
 
     assert _resource_check("CPUQuota", "12.5%", "125ms", 0)[1] and _resource_check("CPUQuota", "9000%", "1min 30s", 0)[1]
     assert not _resource_check("CPUQuota", "2000%", "2s", 0)[1]
@@ -184,7 +185,7 @@ def test_verify_reads_resource_values_as_systemctl_shows_them():
 
 
 def test_valid_but_dubious_settings_are_named():
-    from tasks.plan import dubious
+    from ollama_deploy.lib.plan import dubious
 
     hw = machine("cpu_xeon")
     assert dubious(settings_from(hw, {}), hw) == []

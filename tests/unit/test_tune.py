@@ -2,8 +2,8 @@
 import json
 from types import SimpleNamespace
 
-from tasks import plan
-from tasks.tune import best, shortfall
+from ollama_deploy.bench.tune import best, shortfall
+from ollama_deploy.lib import plan
 
 
 def _row(rps, **passes):

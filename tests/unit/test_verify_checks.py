@@ -1,6 +1,6 @@
 """Verify's verdict on each OLLAMA_* variable systemd gives Ollama, against its `server config` line."""
-from tasks.plan import HostPlan, settings_from
-from tasks.verify import check_compute, check_settings, environment_items, parse_server_config
+from ollama_deploy.lib.plan import HostPlan, settings_from
+from ollama_deploy.tasks.verify import check_compute, check_settings, environment_items, parse_server_config
 from tests.unit.recorded import SEED003, gpus, machine
 
 # What a real 0.32.15 logs (a few keys of its server config map are enough for the verdicts).

@@ -12,7 +12,6 @@ Layout inside a release tarball::
 
     bin/ollama                                   launcher (testbed/double/bin_ollama)
     lib/ollama/test-double/ollama_double/        this package
-    lib/ollama/test-double/goparse.py            copy of tasks/goparse.py
-    lib/ollama/test-double/gguf.py               copy of tasks/gguf.py
+    lib/ollama/test-double/ollama_deploy/gocompat/   the product's Go-compatible parsers (GGUF too)
     lib/ollama/test-double/config.json           version, arch, registry, speeds
 """

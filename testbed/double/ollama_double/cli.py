@@ -3,164 +3,30 @@
 Subcommands: serve, --version/-v/version, pull, list/ls, ps, rm, show, run,
 stop, cp, create.  Output formats follow cmd/cmd.go of Ollama v0.32.15
 (tablewriter tables, ``Error: ...`` on stderr with exit status 1).
+
+The HTTP client is in cli_client.py, the table and time formats in
+cli_format.py and the Modelfile parser in cli_modelfile.py.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import math
-import os
-import re
 import sys
-import time
 import urllib.error
-import urllib.request
 
-import goparse
-
+from .cli_client import CLIError, call, request, stream
+from .cli_format import human_bytes, human_time, table
+from .cli_modelfile import parse_modelfile
 from .config import VERSION
 
 NOTE = "note: this is the ollama-deploy test double, not Ollama"
-NOT_RUNNING = "could not connect to ollama server, run 'ollama serve' to start it"
 BAR = "\u2595" + "\u2588" * 18 + "\u258f"
-_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$")
-
-
-class CLIError(Exception):
-    pass
-
-
-# -- HTTP client (api.ClientFromEnvironment) -------------------------------------
-
-
-def base_url() -> str:
-    h = goparse.connectable_host(os.environ.get("OLLAMA_HOST"))
-    host = h.host or "127.0.0.1"
-    u = f"{h.scheme}://{goparse.go_join_host_port(host, h.port)}"
-    return u + ("/" + h.path if h.path else "")
-
-
-def _request(method: str, path: str, body=None, timeout: float | None = None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base_url() + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json", "Accept": "application/x-ndjson",
-                                          "User-Agent": f"ollama/{VERSION} (test double)"})
-    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - OLLAMA_HOST
-
-
-def _error_of(e: urllib.error.HTTPError) -> str:
-    raw = e.read().decode("utf-8", "replace")
-    try:
-        return json.loads(raw).get("error") or raw
-    except ValueError:
-        return raw.strip() or f"{e.code} {e.reason}"
-
-
-def call(method: str, path: str, body=None):
-    """One JSON request; raises CLIError with the server's error string."""
-    try:
-        with _request(method, path, body) as resp:
-            raw = resp.read()
-    except urllib.error.HTTPError as e:
-        raise CLIError(_error_of(e)) from None
-    except (urllib.error.URLError, ConnectionError) as e:
-        raise CLIError(NOT_RUNNING) from e
-    return json.loads(raw) if raw.strip() else {}
-
-
-def stream(path: str, body):
-    """Yield NDJSON objects; an {"error": ...} line becomes CLIError."""
-    try:
-        resp = _request("POST", path, body)
-    except urllib.error.HTTPError as e:
-        raise CLIError(_error_of(e)) from None
-    except (urllib.error.URLError, ConnectionError) as e:
-        raise CLIError(NOT_RUNNING) from e
-    with resp:
-        for line in resp:
-            if not line.strip():
-                continue
-            obj = json.loads(line)
-            if obj.get("error"):
-                raise CLIError(obj["error"])
-            yield obj
-
-
-# -- formatting -------------------------------------------------------------------
-
-
-def human_bytes(b: int) -> str:
-    """format.HumanBytes (decimal units, as `ollama list` prints SIZE)."""
-    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
-        if b >= size:
-            v = b / size
-            if v >= 10:
-                return f"{int(v)} {unit}"
-            if v != math.trunc(v):
-                return f"{v:.1f} {unit}"
-            return f"{int(v)} {unit}"
-    return f"{b} B"
-
-
-def human_duration(seconds: float) -> str:
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = int(seconds // 60)
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = round(seconds / 3600)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 14:
-        return f"{h // 24} days"
-    if h < 24 * 60:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 730:
-        return f"{h // 24 // 30} months"
-    return f"{int(seconds // 3600) // 24 // 365} years"
-
-
-def human_time(iso: str, zero: str) -> str:
-    """format.HumanTime for an RFC3339 timestamp from the API."""
-    m = _RFC3339.match(iso or "")
-    if not m or iso.startswith("0001-01-01"):
-        return zero
-    tz = "+00:00" if m.group(2) == "Z" else m.group(2)
-    delta = time.time() - dt.datetime.fromisoformat(m.group(1) + tz).timestamp()
-    if delta / 3600 / 24 / 365 < -20:
-        return "Forever"
-    if delta < 0:
-        return human_duration(-delta) + " from now"
-    return human_duration(delta) + " ago"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    """tablewriter with NoWhiteSpace and 4-space padding (last column padded by one space)."""
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    lines = []
-    for r in [header] + rows:
-        cells = [c.ljust(w) for c, w in zip(r, widths)]
-        lines.append("    ".join(cells) + " ")
-    return "\n".join(lines) + "\n"
-
-
-# -- commands ------------------------------------------------------------------------
 
 
 def cmd_version(_args) -> int:
     server = ""
     try:
-        with _request("GET", "/api/version", timeout=5) as resp:
+        with request("GET", "/api/version", timeout=5) as resp:
             server = json.loads(resp.read()).get("version", "")
     except (OSError, ValueError, urllib.error.URLError):
         print("Warning: could not connect to a running Ollama instance")
@@ -298,50 +164,6 @@ def cmd_stop(args) -> int:
     return 0
 
 
-def parse_modelfile(text: str) -> dict:
-    """A small Modelfile parser: FROM, PARAMETER, TEMPLATE, SYSTEM, LICENSE (\"\"\"-quoted or one line)."""
-    req: dict = {}
-    params: dict[str, list[str]] = {}
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i].strip()
-        i += 1
-        if not line or line.startswith("#"):
-            continue
-        cmd, _, rest = line.partition(" ")
-        cmd, rest = cmd.upper(), rest.strip()
-        if rest.startswith('"""'):
-            body = rest[3:]
-            while '"""' not in body and i < len(lines):
-                body += "\n" + lines[i]
-                i += 1
-            rest = body.split('"""')[0]
-        elif len(rest) >= 2 and rest[0] == rest[-1] == '"':
-            rest = rest[1:-1]
-        if cmd == "FROM":
-            req["from"] = rest
-        elif cmd == "PARAMETER":
-            key, _, val = rest.partition(" ")
-            val = val.strip()
-            if len(val) >= 2 and val[0] == val[-1] == '"':
-                val = val[1:-1]
-            params.setdefault(key.lower(), []).append(val)
-        elif cmd in ("TEMPLATE", "SYSTEM"):
-            req[cmd.lower()] = rest
-        elif cmd == "LICENSE":
-            req.setdefault("license", []).append(rest)
-        else:
-            raise CLIError(f'command must be one of "from", "license", "template", "system", "adapter", '
-                           f'"renderer", "parser", "parameter", or "message"')
-    if params:
-        try:
-            req["parameters"] = goparse.format_params(params)
-        except ValueError as e:
-            raise CLIError(str(e)) from None
-    return req
-
-
 def cmd_create(args) -> int:
     path = "Modelfile"
     names = []
@@ -415,4 +237,3 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 
-import gguf  # copy of tasks/gguf.py, next to this package in the release tree
+from ollama_deploy.gocompat import gguf
 
 from . import registry
 from . import store as st
+from .gofmt import go_json
+from .names import Name, parse_name
 
 # general.file_type -> name (fs/ggml/type.go FileType order)
 FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
@@ -31,7 +33,7 @@ class CreateError(Exception):
 def _base_layers(app, req, progress) -> tuple[list[dict], dict]:
     store = app.store
     if req.get("from"):
-        from_name = st.parse_name(req["from"])
+        from_name = parse_name(req["from"])
         if not from_name.is_valid():
             raise CreateError("invalid model name", 400)
         from_name = store.existing_name(from_name)
@@ -66,7 +68,7 @@ def _base_layers(app, req, progress) -> tuple[list[dict], dict]:
     raise CreateError("neither 'from' or 'files' was specified", 400)
 
 
-def create_model(app, name: st.Name, req: dict, progress) -> None:
+def create_model(app, name: Name, req: dict, progress) -> None:
     store = app.store
     try:
         old = store.read_manifest(name)
@@ -99,7 +101,7 @@ def create_model(app, name: st.Name, req: dict, progress) -> None:
             for k, v in existing.items():
                 params.setdefault(k, v)
     if params:  # json.Encoder of a Go map: sorted keys, HTML-escaped, so digests match real Ollama's
-        replace(st.MT_PARAMS, st.go_json(params, sort_keys=True))
+        replace(st.MT_PARAMS, go_json(params, sort_keys=True))
     cfg = {
         "model_format": base_cfg.get("model_format", "gguf"),
         "model_family": base_cfg.get("model_family", ""),
@@ -109,7 +111,7 @@ def create_model(app, name: st.Name, req: dict, progress) -> None:
         "architecture": app.cfg.get("arch", "amd64"),
         "os": "linux",
     }
-    config_layer, _ = store.new_layer(st.go_json(cfg), st.MT_CONFIG)
+    config_layer, _ = store.new_layer(go_json(cfg), st.MT_CONFIG)
     for layer in layers:
         progress({"status": statuses.get(layer["digest"], f"using existing layer {layer['digest']}")})
     progress({"status": "writing manifest"})

@@ -14,22 +14,20 @@ the same rules Ollama applies around the backend's answer:
   drives the architectures Ollama builds for it (Pascal included).
 * With several CUDA variants, the newest one that covers all GPUs wins
   (filterOverlapByLibrary); CUDA is preferred over a Vulkan duplicate.
+
+The device records are in devices.py and the nvidia-smi probe in nvidia_smi.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
-import goparse
+from ollama_deploy.gocompat import envconfig
 
 from .config import LIB_OLLAMA
-
-MIB = 1024 * 1024
-GIB = 1024 * MIB
+from .devices import MIB, Device, human_bytes2, system_info
+from .nvidia_smi import SmiGPU, cuda_driver_version, query_nvidia_smi, visible
 
 # CMAKE_CUDA_ARCHITECTURES of llama/server/CMakePresets.json (Linux presets).
 CUDA_ARCHS = {
@@ -37,119 +35,6 @@ CUDA_ARCHS = {
     "cuda_v13": {(7, 5), (8, 0), (8, 6), (8, 7), (8, 9), (9, 0), (10, 0), (10, 3), (11, 0), (12, 0), (12, 1)},
 }
 CUDA_RUNTIME = {"cuda_v12": (12, 8), "cuda_v13": (13, 0)}
-
-# NVIDIA driver branch -> highest CUDA driver API version it provides.  Ollama
-# logs the CUDA version (cuDriverGetVersion) as "driver", not the branch.
-_DRIVER_CUDA = [
-    (590, (13, 1)), (580, (13, 0)), (575, (12, 9)), (570, (12, 8)), (565, (12, 7)), (560, (12, 6)),
-    (555, (12, 5)), (550, (12, 4)), (545, (12, 3)), (535, (12, 2)), (530, (12, 1)), (525, (12, 0)),
-    (520, (11, 8)), (515, (11, 7)), (510, (11, 6)), (495, (11, 5)), (470, (11, 4)), (465, (11, 3)),
-    (460, (11, 2)), (455, (11, 1)), (450, (11, 0)),
-]
-
-
-@dataclasses.dataclass
-class Device:
-    id: str
-    library: str  # "CUDA" or "Vulkan"
-    name: str  # backend device name, e.g. CUDA0
-    description: str
-    libdir: str  # variant directory name, e.g. cuda_v13
-    compute: tuple[int, int]
-    driver: tuple[int, int]
-    nvidia_driver_major: int
-    pci_id: str
-    integrated: bool
-    total: int
-    free: int
-    uuid: str = ""
-    filter_id: str = ""
-
-    def compute_str(self) -> str:
-        return f"{self.compute[0]}.{self.compute[1]}"
-
-    def driver_str(self) -> str:
-        return f"{self.driver[0]}.{self.driver[1]}"
-
-    def minimum_memory(self) -> int:
-        return 457 * MIB  # ml.DeviceInfo.MinimumMemory (non-Metal)
-
-    def flash_attention_supported(self) -> bool:
-        """ml.FlashAttentionSupported for one device."""
-        if self.library == "Vulkan":
-            return True
-        if self.library != "CUDA" or self.compute[0] < 6 or self.compute == (7, 2):
-            return False
-        return self.driver[0] == 0 or self.driver[0] >= 7
-
-
-@dataclasses.dataclass
-class SystemInfo:
-    total: int
-    free: int
-    free_swap: int
-
-
-@dataclasses.dataclass
-class SmiGPU:
-    index: int
-    pci: str
-    uuid: str
-    name: str
-    total_mib: int | None
-    used_mib: int | None
-    compute: tuple[int, int]
-    driver_version: str
-
-
-def human_bytes2(b: int) -> str:
-    """format.HumanBytes2."""
-    if b >= GIB:
-        return f"{b / GIB:.1f} GiB"
-    if b >= MIB:
-        return f"{b / MIB:.1f} MiB"
-    if b >= 1024:
-        return f"{b / 1024:.1f} KiB"
-    return f"{b} B"
-
-
-def system_info() -> SystemInfo:
-    """discover.GetCPUMem: /proc/meminfo, then cgroup v2 limits."""
-    vals = {}
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if rest.strip():
-                vals[key] = int(rest.split()[0]) * 1024
-    except (OSError, ValueError):
-        pass
-    total = vals.get("MemTotal", 0)
-    free = vals.get("MemAvailable") or vals.get("MemFree", 0) + vals.get("Buffers", 0) + vals.get("Cached", 0)
-    try:
-        total = int(Path("/sys/fs/cgroup/memory.max").read_text().strip())
-    except (OSError, ValueError):
-        pass
-    try:
-        free = total - int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
-    except (OSError, ValueError):
-        pass
-    return SystemInfo(total, free, vals.get("SwapFree", 0))
-
-
-def cuda_driver_version(driver_version: str) -> tuple[int, int]:
-    """Map nvidia-smi's driver_version (e.g. 580.95.05) to the CUDA driver API version."""
-    try:
-        parts = [int(p) for p in driver_version.split(".")[:2]]
-    except ValueError:
-        return (0, 0)
-    if not parts:
-        return (0, 0)
-    if parts[0] < 100:  # already a CUDA version (some fakes report "13.0")
-        return (parts[0], parts[1] if len(parts) > 1 else 0)
-    for branch, cuda in _DRIVER_CUDA:
-        if parts[0] >= branch:
-            return cuda
-    return (10, 2)
 
 
 def _nvidia_branch(driver_version: str) -> int:
@@ -160,70 +45,11 @@ def _nvidia_branch(driver_version: str) -> int:
     return major if major >= 100 else 0
 
 
-def _mib(field: str) -> int | None:
-    try:
-        return int(float(field))
-    except ValueError:
-        return None  # "[N/A]" (unified memory, e.g. GB10), "[Not Supported]"
-
-
-def query_nvidia_smi():
-    """Run nvidia-smi like a driver probe. Returns (gpus, error or None); None gpus = no driver."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None, None
-    fields = "index,pci.bus_id,uuid,name,memory.total,memory.used,compute_cap,driver_version"
-    try:
-        proc = subprocess.run(
-            [exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return [], str(e)
-    if proc.returncode != 0:
-        return [], f"exit status {proc.returncode}"
-    gpus = []
-    for line in proc.stdout.splitlines():
-        cols = [c.strip() for c in line.split(",")]
-        if len(cols) < 8:
-            continue
-        # a name containing commas: everything between uuid and the 4 numeric columns
-        name = ", ".join(cols[3:len(cols) - 4])
-        total, used, cc, drv = cols[-4:]
-        try:
-            major, minor = (int(x) for x in cc.split(".")[:2])
-            index = int(cols[0])
-        except ValueError:
-            continue
-        gpus.append(SmiGPU(index, cols[1], cols[2], name, _mib(total), _mib(used), (major, minor), drv))
-    return gpus, None
-
-
 def _pci(bus_id: str) -> str:
     """nvidia-smi 00000000:01:00.0 -> cuDeviceGetPCIBusId's 0000:01:00.0 (lower case)."""
     bus_id = bus_id.lower()
     dom, _, rest = bus_id.partition(":")
     return f"{dom[-4:]}:{rest}" if rest else bus_id
-
-
-def visible(gpus: list[SmiGPU], raw: str | None, uuid_ok: bool = True) -> list[SmiGPU]:
-    """Apply a *_VISIBLE_DEVICES list the way the CUDA runtime does."""
-    if raw is None:
-        return list(gpus)
-    out: list[SmiGPU] = []
-    for token in raw.split(","):
-        token = token.strip()
-        pick = None
-        if token.isdigit():
-            idx = int(token)
-            pick = next((g for g in gpus if g.index == idx), None)
-        elif uuid_ok and token.upper().startswith(("GPU-", "MIG-")):
-            matches = [g for g in gpus if g.uuid.upper().startswith(token.upper())]
-            pick = matches[0] if len(matches) == 1 else None
-        if pick is None or pick in out:
-            break  # the runtime stops at the first invalid entry
-        out.append(pick)
-    return out
 
 
 class Discovery:
@@ -287,7 +113,7 @@ class Discovery:
         found = False
         for k in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
                   "GGML_VK_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "HSA_OVERRIDE_GFX_VERSION"):
-            v = goparse.ollama_var(self.environ.get(k))
+            v = envconfig.ollama_var(self.environ.get(k))
             if v:
                 found = True
                 self.log.warn("runner.go:722", "user overrode visible devices", k, v)
@@ -353,7 +179,7 @@ class Discovery:
 
     def _filter_integrated(self, devs: list[Device]) -> list[Device]:
         raw = self.environ.get("OLLAMA_IGPU_ENABLE")
-        t, f = goparse.ollama_bool(raw, True), goparse.ollama_bool(raw, False)
+        t, f = envconfig.ollama_bool(raw, True), envconfig.ollama_bool(raw, False)
         explicit = t == f
         kept = []
         for dev in devs:
@@ -399,7 +225,7 @@ class Discovery:
             dev.filter_id = dev.id
             dev.id = str(n)
             var = {"CUDA": "CUDA_VISIBLE_DEVICES", "Vulkan": "GGML_VK_VISIBLE_DEVICES"}[dev.library]
-            tokens = [t.strip() for t in goparse.ollama_var(self.environ.get(var)).split(",") if t.strip()]
+            tokens = [t.strip() for t in envconfig.ollama_var(self.environ.get(var)).split(",") if t.strip()]
             idx = int(dev.filter_id)
             if 0 <= idx < len(tokens):
                 dev.filter_id = tokens[idx]

@@ -12,7 +12,8 @@ import json
 import os
 from pathlib import Path
 
-import goparse
+from ollama_deploy.gocompat import duration, envconfig, hostport, strconv
+from . import gorules
 
 # Source lines of the Uint / Uint64 warnings in envconfig/config.go (v0.32.15).
 _SRC_UINT = "config.go:263"
@@ -31,54 +32,54 @@ class ServerEnv:
         env = dict(os.environ if environ is None else environ)
         self.environ = env
         self.warnings: list[tuple[str, str, tuple]] = []  # (source, msg, attrs)
-        var = lambda k: goparse.ollama_var(env.get(k))  # noqa: E731
+        var = lambda k: envconfig.ollama_var(env.get(k))  # noqa: E731
         self.var = var
 
-        self.host = goparse.ollama_host(env.get("OLLAMA_HOST"))
+        self.host = hostport.ollama_host(env.get("OLLAMA_HOST"))
         if self.host.port_invalid:
             raw_port = self._raw_port(env.get("OLLAMA_HOST"))
             self.warnings.append(
                 (_SRC_PORT, "invalid port, using default", ("port", raw_port, "default", self.host.port))
             )
-        self.log_level = goparse.ollama_log_level(env.get("OLLAMA_DEBUG"))
-        self.debug_log_requests = goparse.ollama_bool(env.get("OLLAMA_DEBUG_LOG_REQUESTS"))
-        self.go_template = goparse.ollama_bool(env.get("OLLAMA_GO_TEMPLATE"), True)
+        self.log_level = envconfig.ollama_log_level(env.get("OLLAMA_DEBUG"))
+        self.debug_log_requests = envconfig.ollama_bool(env.get("OLLAMA_DEBUG_LOG_REQUESTS"))
+        self.go_template = envconfig.ollama_bool(env.get("OLLAMA_GO_TEMPLATE"), True)
         # Tri-state: FlashAttention(false) != FlashAttention(true) means "unset".
-        fa_false = goparse.ollama_bool(env.get("OLLAMA_FLASH_ATTENTION"), False)
-        fa_true = goparse.ollama_bool(env.get("OLLAMA_FLASH_ATTENTION"), True)
+        fa_false = envconfig.ollama_bool(env.get("OLLAMA_FLASH_ATTENTION"), False)
+        fa_true = envconfig.ollama_bool(env.get("OLLAMA_FLASH_ATTENTION"), True)
         self.flash_attention: bool | None = fa_false if fa_false == fa_true else None
         self.flash_attention_shown = fa_false
         self.kv_cache_type_raw = var("OLLAMA_KV_CACHE_TYPE")
         self.kv_cache_type = self.kv_cache_type_raw.lower()  # llm/server.go:118
         self.gpu_overhead = self._uint("OLLAMA_GPU_OVERHEAD", 0, _SRC_UINT64)
         self.igpu_enable_raw = var("OLLAMA_IGPU_ENABLE")
-        self.keep_alive = goparse.parse_keep_alive(env.get("OLLAMA_KEEP_ALIVE"))
+        self.keep_alive = envconfig.parse_keep_alive(env.get("OLLAMA_KEEP_ALIVE"))
         self.llm_library = var("OLLAMA_LLM_LIBRARY")
-        self.load_timeout = goparse.parse_load_timeout(env.get("OLLAMA_LOAD_TIMEOUT"))
+        self.load_timeout = envconfig.parse_load_timeout(env.get("OLLAMA_LOAD_TIMEOUT"))
         self.max_loaded_models = self._uint("OLLAMA_MAX_LOADED_MODELS", 0, _SRC_UINT)
         self.max_transfer_streams = self._uint("OLLAMA_MAX_TRANSFER_STREAMS", 4, _SRC_UINT)
         self.max_queue = self._uint("OLLAMA_MAX_QUEUE", 512, _SRC_UINT)
         self.models = var("OLLAMA_MODELS") or str(Path(_home(env)) / ".ollama" / "models")
-        self.no_cloud = goparse.ollama_bool(env.get("OLLAMA_NO_CLOUD")) or self._server_json_no_cloud()
-        self.no_history = goparse.ollama_bool(env.get("OLLAMA_NOHISTORY"))
-        self.no_prune = goparse.ollama_bool(env.get("OLLAMA_NOPRUNE"))
+        self.no_cloud = envconfig.ollama_bool(env.get("OLLAMA_NO_CLOUD")) or self._server_json_no_cloud()
+        self.no_history = envconfig.ollama_bool(env.get("OLLAMA_NOHISTORY"))
+        self.no_prune = envconfig.ollama_bool(env.get("OLLAMA_NOPRUNE"))
         self.num_parallel = self._uint("OLLAMA_NUM_PARALLEL", 1, _SRC_UINT)
         self.origins = self._origins()
-        self.sched_spread = goparse.ollama_bool(env.get("OLLAMA_SCHED_SPREAD"))
+        self.sched_spread = envconfig.ollama_bool(env.get("OLLAMA_SCHED_SPREAD"))
         self.context_length = self._uint("OLLAMA_CONTEXT_LENGTH", 0, _SRC_UINT)
         self.editor = var("OLLAMA_EDITOR")
-        remotes = goparse.go_trim_space(var("OLLAMA_REMOTES"))
+        remotes = strconv.go_trim_space(var("OLLAMA_REMOTES"))
         self.remotes = remotes.split(",") if remotes else ["ollama.com"]
-        self.vulkan = goparse.ollama_bool(env.get("OLLAMA_VULKAN"), True)
+        self.vulkan = envconfig.ollama_bool(env.get("OLLAMA_VULKAN"), True)
         self.cuda_visible_devices = var("CUDA_VISIBLE_DEVICES")
 
     @staticmethod
     def _raw_port(raw) -> str:
-        s = goparse.go_trim_space(goparse.ollama_var(raw))
+        s = strconv.go_trim_space(envconfig.ollama_var(raw))
         hostport = s.split("://", 1)[1] if "://" in s else s
         hostport = hostport.partition("/")[0]
         try:
-            return goparse.go_split_host_port(hostport)[1]
+            return hostport.go_split_host_port(hostport)[1]
         except ValueError:
             return ""
 
@@ -87,7 +88,7 @@ class ServerEnv:
         if s == "":
             return default
         try:
-            return goparse.go_parse_uint(s)
+            return strconv.go_parse_uint(s)
         except ValueError:
             self.warnings.append(
                 (source, "invalid environment variable, using default", ("key", key, "value", s, "default", default))
@@ -114,7 +115,7 @@ class ServerEnv:
         fmt = lambda x: "true" if x is True else "false" if x is False else str(x)  # noqa: E731
         lst = lambda xs: "[" + " ".join(xs) + "]"  # noqa: E731
         out = {
-            "OLLAMA_DEBUG": goparse.slog_level_name(self.log_level),
+            "OLLAMA_DEBUG": gorules.slog_level_name(self.log_level),
             "OLLAMA_DEBUG_LOG_REQUESTS": fmt(self.debug_log_requests),
             "OLLAMA_GO_TEMPLATE": fmt(self.go_template),
             "OLLAMA_FLASH_ATTENTION": fmt(self.flash_attention_shown),
@@ -124,9 +125,9 @@ class ServerEnv:
             "LLAMA_ARG_FIT": v("LLAMA_ARG_FIT"),
             "LLAMA_ARG_FIT_TARGET": v("LLAMA_ARG_FIT_TARGET"),
             "OLLAMA_HOST": self.host.url,
-            "OLLAMA_KEEP_ALIVE": goparse.go_format_duration(self.keep_alive),
+            "OLLAMA_KEEP_ALIVE": duration.go_format_duration(self.keep_alive),
             "OLLAMA_LLM_LIBRARY": self.llm_library,
-            "OLLAMA_LOAD_TIMEOUT": goparse.go_format_duration(self.load_timeout),
+            "OLLAMA_LOAD_TIMEOUT": duration.go_format_duration(self.load_timeout),
             "OLLAMA_MAX_LOADED_MODELS": fmt(self.max_loaded_models),
             "OLLAMA_MAX_TRANSFER_STREAMS": fmt(self.max_transfer_streams),
             "OLLAMA_MAX_QUEUE": fmt(self.max_queue),

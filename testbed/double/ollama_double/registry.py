@@ -20,6 +20,7 @@ import urllib.parse
 import urllib.request
 
 from . import store as st
+from .names import DEFAULT_HOST, Name
 
 ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
 PROGRESS_INTERVAL = 0.060  # server/download.go ticks every 60 ms
@@ -38,8 +39,8 @@ def _lock_for(digest: str) -> threading.Lock:
         return _blob_locks.setdefault(digest, threading.Lock())
 
 
-def base_url(name: st.Name, insecure: bool, default_registry: str) -> str:
-    if name.host.lower() == st.DEFAULT_HOST:
+def base_url(name: Name, insecure: bool, default_registry: str) -> str:
+    if name.host.lower() == DEFAULT_HOST:
         return default_registry.rstrip("/")
     scheme = name.scheme or "https"
     if scheme != "http" and insecure:
@@ -84,7 +85,7 @@ def _http_error(e: Exception, url: str) -> str:
     return f'Get "{url}": {reason}'
 
 
-def fetch_manifest(name: st.Name, base: str) -> bytes:
+def fetch_manifest(name: Name, base: str) -> bytes:
     url = f"{base}/v2/{name.namespace}/{name.model}/manifests/{name.tag}"
     try:
         with _open(url, {"Accept": ACCEPT}) as resp:
@@ -93,7 +94,7 @@ def fetch_manifest(name: st.Name, base: str) -> bytes:
         raise PullError(f"pull model manifest: {_http_error(e, url)}") from e
 
 
-def download_blob(store: st.Store, name: st.Name, base: str, layer: dict, progress, cancelled) -> bool:
+def download_blob(store: st.Store, name: Name, base: str, layer: dict, progress, cancelled) -> bool:
     """Download one blob; returns True on a cache hit (already on disk)."""
     digest = layer["digest"]
     short = digest[7:19]
@@ -168,7 +169,7 @@ def verify_blob(store: st.Store, digest: str) -> None:
         raise PullError("digest mismatch, file must be downloaded again")
 
 
-def pull(store: st.Store, name: st.Name, insecure: bool, default_registry: str, progress,
+def pull(store: st.Store, name: Name, insecure: bool, default_registry: str, progress,
          no_prune: bool = False, cancelled=lambda: False) -> None:
     """PullModel: stream progress dicts through ``progress``; raise PullError on failure."""
     delete = set()

@@ -17,14 +17,15 @@ import sys
 import threading
 import time
 
-import goparse
+from ollama_deploy.gocompat import duration, envconfig, strconv
+from . import gorules
 
 TRACE, DEBUG, INFO, WARN, ERROR = (
-    goparse.LEVEL_TRACE,
-    goparse.LEVEL_DEBUG,
-    goparse.LEVEL_INFO,
-    goparse.LEVEL_WARN,
-    goparse.LEVEL_ERROR,
+    envconfig.LEVEL_TRACE,
+    envconfig.LEVEL_DEBUG,
+    envconfig.LEVEL_INFO,
+    envconfig.LEVEL_WARN,
+    envconfig.LEVEL_ERROR,
 )
 
 
@@ -82,7 +83,7 @@ def value(v) -> str:
         s = "map[" + " ".join(f"{k}:{_plain(v[k])}" for k in sorted(v)) + "]"
     else:
         s = str(v)
-    return goparse.go_quote(s) if _needs_quoting(s) else s
+    return strconv.go_quote(s) if _needs_quoting(s) else s
 
 
 def _plain(v) -> str:
@@ -99,7 +100,7 @@ class Duration(int):
     """An int of nanoseconds that logs as Go's Duration.String()."""
 
     def __str__(self) -> str:
-        return goparse.go_format_duration(int(self))
+        return duration.go_format_duration(int(self))
 
 
 class Logger:
@@ -117,7 +118,7 @@ class Logger:
         """attrs are alternating key, value pairs (like slog's variadic args)."""
         if not self.enabled(level):
             return
-        name = "TRACE" if level == TRACE else goparse.slog_level_name(level)
+        name = "TRACE" if level == TRACE else gorules.slog_level_name(level)
         parts = [f"time={rfc3339_millis()}", f"level={name}", f"source={source}", f"msg={value(msg)}"]
         for i in range(0, len(attrs) - 1, 2):
             parts.append(f"{attrs[i]}={value(attrs[i + 1])}")
@@ -149,10 +150,10 @@ class Logger:
 
     def gin(self, status: int, latency_ns: int, client_ip: str, method: str, path: str) -> None:
         """Gin's default access-log line (no colours: stderr is not a terminal)."""
-        if latency_ns > goparse.MINUTE:
-            latency_ns -= latency_ns % goparse.SECOND
+        if latency_ns > duration.MINUTE:
+            latency_ns -= latency_ns % duration.SECOND
         stamp = time.strftime("%Y/%m/%d - %H:%M:%S", time.localtime())
-        lat = goparse.go_format_duration(latency_ns)
+        lat = duration.go_format_duration(latency_ns)
         if client_ip.startswith("::ffff:"):  # gin reports IPv4-mapped peers as plain IPv4
             client_ip = client_ip[len("::ffff:"):]
-        self.raw(f"[GIN] {stamp} | {status:3d} | {lat:>13} | {client_ip:>15} | {method:<7} {goparse.go_quote(path)}")
+        self.raw(f"[GIN] {stamp} | {status:3d} | {lat:>13} | {client_ip:>15} | {method:<7} {strconv.go_quote(path)}")

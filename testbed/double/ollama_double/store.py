@@ -4,6 +4,9 @@ Layout (``types/model/name.go``, ``manifest/paths.go``)::
 
     $OLLAMA_MODELS/manifests/<host>/<namespace>/<model>/<tag>
     $OLLAMA_MODELS/blobs/sha256-<64 hex>
+
+Names are parsed in names.py; the records read from disk (Manifest, Model)
+are defined in model.py.
 """
 
 from __future__ import annotations
@@ -17,12 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import gguf  # copy of tasks/gguf.py, next to this package in the release tree
-
-DEFAULT_HOST = "registry.ollama.ai"
-DEFAULT_NAMESPACE = "library"
-DEFAULT_TAG = "latest"
-MISSING = "!MISSING!"
+from .gofmt import go_json
+from .model import Manifest, Model
+from .names import Name
 
 MT_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MT_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -40,196 +40,6 @@ LAYER_PRUNE_GRACE_NS = 3600 * 10**9  # server/images.go: layerPruneGracePeriod
 class InvalidDigest(ValueError):
     def __init__(self):
         super().__init__("invalid digest format")
-
-
-@dataclasses.dataclass(frozen=True)
-class Name:
-    """A fully or partly qualified model name (model.Name)."""
-
-    host: str = ""
-    namespace: str = ""
-    model: str = ""
-    tag: str = ""
-    scheme: str = ""
-
-    def is_valid(self) -> bool:
-        return all(
-            _valid_part(kind, part)
-            for kind, part in (("host", self.host), ("namespace", self.namespace), ("model", self.model), ("tag", self.tag))
-        )
-
-    def display_shortest(self) -> str:
-        """host/ns/ only when not the defaults (what /api/tags and ps show)."""
-        if self.host.lower() != DEFAULT_HOST:
-            prefix = f"{self.host}/{self.namespace}/"
-        elif self.namespace.lower() != DEFAULT_NAMESPACE:
-            prefix = f"{self.namespace}/"
-        else:
-            prefix = ""
-        return f"{prefix}{self.model}:{self.tag}"
-
-    def full(self) -> str:
-        return f"{self.host}/{self.namespace}/{self.model}:{self.tag}"
-
-    def filepath(self) -> Path:
-        return Path(self.host, self.namespace, self.model, self.tag)
-
-
-def _cut_promised(s: str, sep: str):
-    i = s.rfind(sep)
-    if i < 0:
-        return s, "", False
-    return (s[:i] or MISSING), (s[i + len(sep):] or MISSING), True
-
-
-def parse_name_bare(s: str) -> Name:
-    """model.ParseNameBare."""
-    tag = ""
-    if s.rfind(":") > s.rfind("/"):
-        s, tag, _ = _cut_promised(s, ":")
-    s, model, promised = _cut_promised(s, "/")
-    if not promised:
-        return Name(model=s, tag=tag)
-    s, namespace, promised = _cut_promised(s, "/")
-    if not promised:
-        return Name(namespace=s, model=model, tag=tag)
-    scheme = ""
-    if "://" in s:
-        scheme, s = s.split("://", 1)
-    return Name(host=s, namespace=namespace, model=model, tag=tag, scheme=scheme)
-
-
-def parse_name(s: str) -> Name:
-    """model.ParseName: bare parse merged with registry.ollama.ai/library/…:latest."""
-    n = parse_name_bare(s)
-    return Name(
-        host=n.host or DEFAULT_HOST,
-        namespace=n.namespace or DEFAULT_NAMESPACE,
-        model=n.model,
-        tag=n.tag or DEFAULT_TAG,
-        scheme=n.scheme or "https",
-    )
-
-
-def _valid_part(kind: str, s: str) -> bool:
-    if not 1 <= len(s) <= (350 if kind == "host" else 80):
-        return False
-    for i, c in enumerate(s):
-        alnum = c.isascii() and (c.isalnum() or c == "_")
-        if i == 0:
-            if not alnum:
-                return False
-        elif c in "_-":
-            continue
-        elif c == ".":
-            if kind == "namespace":
-                return False
-        elif c == ":":
-            if kind != "host":
-                return False
-        elif not alnum:
-            return False
-    return True
-
-
-@dataclasses.dataclass
-class Manifest:
-    name: Name
-    path: Path
-    data: dict
-    digest: str  # hex sha256 of the manifest file bytes
-    mtime_ns: int
-
-    @property
-    def layers(self) -> list[dict]:
-        return list(self.data.get("layers") or [])
-
-    @property
-    def config(self) -> dict:
-        return dict(self.data.get("config") or {})
-
-    def size(self) -> int:
-        return sum(int(layer.get("size", 0)) for layer in self.layers + [self.config])
-
-
-_THINKING_ACTION = re.compile(r"([^\s{}]+)\s*\{\{-?\s*\.Thinking\s*-?\}\}\s*([^\s{}]+)")
-
-
-@dataclasses.dataclass
-class Model:
-    """What the scheduler and the API need to know about one local model."""
-
-    name: Name
-    manifest: Manifest
-    config: dict
-    model_path: str
-    template: str = ""
-    system: str = ""
-    params: dict = dataclasses.field(default_factory=dict)
-    license: list = dataclasses.field(default_factory=list)
-    has_template: bool = False
-    parent_model: str = ""  # the model layer's "from" (set by create from another model)
-    _kv: dict | None = None
-
-    @property
-    def short_name(self) -> str:
-        return self.name.display_shortest()
-
-    @property
-    def digest(self) -> str:
-        return self.manifest.digest
-
-    def kv(self) -> dict:
-        if self._kv is None:
-            self._kv = gguf.read_kv(self.model_path)
-        return self._kv
-
-    def thinking_tags(self) -> tuple[str, str]:
-        """thinking.InferTags, for templates shaped like deepseek-r1's: the text either side of
-        ``{{ .Thinking }}`` inside a range over .Messages ("", "" when there is none)."""
-        if "range" not in self.template or ".Messages" not in self.template:
-            return "", ""
-        m = _THINKING_ACTION.search(self.template)
-        return (m.group(1), m.group(2)) if m else ("", "")
-
-    def capabilities(self) -> list[str]:
-        """Model.Capabilities (server/images.go) for a GGUF model with a Go template: embedding when
-        the metadata has <arch>.pooling_type, else completion; then the template's tools, insert,
-        thinking."""
-        caps = ["embedding" if gguf.is_embedding(self.kv()) else "completion"]
-        caps += [c for c, field in (("tools", ".Tools"), ("insert", ".Suffix")) if field in self.template]
-        return caps + (["thinking"] if all(self.thinking_tags()) else [])
-
-    def details(self, with_parent: bool = True) -> dict:
-        """api.ModelDetails; /api/tags and /api/show name the parent model, /api/ps does not."""
-        c = self.config
-        return {
-            "parent_model": self.parent_model if with_parent else "",
-            "format": c.get("model_format", ""),
-            "family": c.get("model_family", ""),
-            "families": c.get("model_families"),
-            "parameter_size": c.get("model_type", ""),
-            "quantization_level": c.get("file_type", ""),
-        }
-
-
-def _go_numbers(obj):
-    """Go prints whole float64 values without ".0" (500000, not 500000.0)."""
-    if isinstance(obj, float) and obj.is_integer() and abs(obj) < 1e21:
-        return int(obj)
-    if isinstance(obj, dict):
-        return {k: _go_numbers(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_go_numbers(v) for v in obj]
-    return obj
-
-
-def go_json(obj, sort_keys: bool = False) -> bytes:
-    """json.NewEncoder(w).Encode(obj): compact, HTML-escaped, trailing newline.
-    ``sort_keys``: obj is a Go map (encoding/json sorts map keys; struct fields keep their order)."""
-    s = json.dumps(_go_numbers(obj), separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)
-    s = s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return (s + "\n").encode()
 
 
 class Store:
@@ -403,27 +213,3 @@ class Store:
             elif mt == MT_LICENSE:
                 model.license.append(path.read_text())
         return model
-
-
-# ggml_type -> fs/ggml TensorType.String()
-TENSOR_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
-                10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS",
-                17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS",
-                24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16", 34: "TQ1_0",
-                35: "TQ2_0", 39: "MXFP4"}
-
-
-def tensor_infos(path: str) -> list[dict]:
-    """/api/show's ``tensors``: [{"name", "type", "shape"}] in file order (shape in ggml ne order)."""
-    with open(path, "rb") as f:
-        r = gguf._FileReader(f)  # the shared reader's primitives; tasks/gguf.py stops before tensors
-        _, n_tensors, n_kv = r.header()
-        r.kv_section(n_kv, 0)
-        out = []
-        for _ in range(n_tensors):
-            name = r.string()
-            shape = [r.unpack("Q") for _ in range(r.unpack("I"))]  # in the file's byte order
-            kind = r.unpack("I")
-            r.unpack("Q")  # offset
-            out.append({"name": name, "type": TENSOR_TYPES.get(kind, "unknown"), "shape": shape})
-        return out

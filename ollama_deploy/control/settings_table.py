@@ -1,0 +1,63 @@
+"""The README's settings table, generated from the declarations in ollama_deploy/lib/settings.py.
+
+    .venv/bin/python -m ollama_deploy.control.settings_table     # rewrite the table in README.md (a test fails when stale)
+"""
+from __future__ import annotations
+
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from ollama_deploy.lib.ollama_env import side
+from ollama_deploy.lib.settings import OllamaSettings
+
+TABLE_START, TABLE_END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+
+
+def type_name(annotation: Any) -> str:
+    """A setting's type as the README shows it: `int | None`, without the rule a checks type attaches."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return type_name(args[0])
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if annotation is type(None):
+        return "None"
+    if origin is Literal:
+        return f"Literal[{', '.join(repr(a) for a in args)}]"
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(type_name(a) for a in args)}]"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def settings_table() -> str:
+    """One row per declared setting (CI checks the README holds the current table)."""
+    rows = ["| setting | type | default | unit | written to | read by Ollama | description |",
+            "|---|---|---|---|---|---|---|"]
+    for key, field in OllamaSettings.model_fields.items():
+        meta = field.json_schema_extra or {}
+        kind = type_name(field.annotation)
+        target = meta["env"] or meta["directive"]
+        written = f"`{meta['dropin']}`: `{target}`" if meta["dropin"] else "—"
+        env = meta["env"] or ""
+        reads = ("— (systemd)" if meta["directive"] else "—" if not env else "yes" if side(env) == "server"
+                 else "no (CUDA runtime)" if env.startswith("CUDA_") else "no")
+        rows.append(f"| `{key}` | `{kind}` | `{field.default!r}` | {meta['unit'] or '—'} | {written} | {reads} "
+                    f"| {field.description.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+def update_readme(path: str = "README.md") -> bool:
+    """Rewrite the table between the markers in README.md; True when it changed."""
+    with open(path) as f:
+        text = f.read()
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    new = f"{head}{TABLE_START}\n{settings_table()}\n{TABLE_END}{tail}"
+    if new != text:
+        with open(path, "w") as f:
+            f.write(new)
+    return new != text
+
+
+if __name__ == "__main__":
+    print("README.md settings table " + ("updated" if update_readme() else "already current"))

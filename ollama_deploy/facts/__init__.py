@@ -1,0 +1,1 @@
+"""Every pyinfra fact the deploy reads, in one package."""

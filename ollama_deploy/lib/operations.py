@@ -1,0 +1,348 @@
+"""Custom pyinfra operations for Ollama. Each checks the host at execution time and yields
+nothing when it is already in the wanted state, so a second deploy reports no change.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+from io import StringIO
+
+from pyinfra import host, logger
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.facts.files import FileContents
+from pyinfra.operations.util.files import generate_color_diff
+
+from ollama_deploy.control.fleetcache import sha256_of
+from ollama_deploy.facts.ollama import (
+    BLOBS_VERIFIED,
+    RELEASE_MARKER,
+    BlobStates,
+    InstalledRelease,
+    OllamaModelParameters,
+    OllamaModels,
+    OllamaVersion,
+    PathStates,
+    UnitState,
+    UserGroups,
+    canonical_model,
+    tuned_name,
+)
+from ollama_deploy.gocompat.params import format_params, shown_params
+
+# Replaces bin/ollama and lib/ollama only after the download's sha256 matched and it unpacked;
+# the previous lib/ollama is swapped out by rename, never half-overwritten.
+_INSTALL_SCRIPT = """set -eu
+mkdir -p {cache} {prefix}/bin {prefix}/lib
+work=$(mktemp -d {cache}/release.XXXXXX)
+trap 'rm -rf "$work" {cleanup}' EXIT
+curl -fsSL --retry 3 --connect-timeout 10 {auth} -o "$work/artifact" {url}
+if ! echo "{sha256}  $work/artifact" | sha256sum -c --status; then
+    echo "ollama-deploy: sha256 mismatch for {url}: expected {sha256}, got $(sha256sum "$work/artifact" | cut -d' ' -f1); nothing replaced" >&2
+    exit 1
+fi
+mkdir "$work/tree"
+tar --zstd -xf "$work/artifact" -C "$work/tree"
+test -x "$work/tree/bin/ollama" || {{ echo "ollama-deploy: {url} has no bin/ollama; nothing replaced" >&2; exit 1; }}
+echo {sha256} > "$work/tree/{marker}"
+rm -rf {prefix}/lib/ollama.previous
+if [ -d {prefix}/lib/ollama ]; then mv {prefix}/lib/ollama {prefix}/lib/ollama.previous; fi
+mv "$work/tree/lib/ollama" {prefix}/lib/ollama
+mv -f "$work/tree/bin/ollama" {prefix}/bin/ollama
+rm -rf {prefix}/lib/ollama.previous
+"""
+
+
+@operation()
+def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_dir: str = "/var/cache/ollama-deploy",
+                      curl_config: str | None = None):
+    """
+    Install an Ollama release artifact (a .tar.zst with bin/ollama and lib/ollama/) under `prefix`.
+
+    + url: the artifact's URL
+    + sha256: its expected sha256 (hex); checked before anything is replaced
+    + prefix: install prefix
+    + cache_dir: where the download is staged
+    + curl_config: a curl config file on the host holding the mirror's Authorization header (so the
+      secret is in no command line or log); removed once used
+
+    **Example:**
+
+    .. code:: python
+
+        release_installed(
+            name="Install Ollama 0.32.15",
+            url="https://github.com/ollama/ollama/releases/download/v0.32.15/ollama-linux-amd64.tar.zst",
+            sha256="…",
+        )
+    """
+    if host.get_fact(InstalledRelease, prefix=prefix) == sha256:
+        host.noop(f"Ollama artifact {sha256[:12]} already installed in {prefix}")
+        return
+    q = shlex.quote
+    # An artifact uploaded from the control node (air-gapped) is not kept once installed.
+    uploaded = url.removeprefix("file://") if url.startswith(f"file://{cache_dir}/") else None
+    # Removed on any exit: an uploaded artifact (it is not kept) and the credentials file.
+    cleanup = " ".join(q(p) for p in (uploaded, curl_config) if p)
+    script = _INSTALL_SCRIPT.format(cache=q(cache_dir), prefix=q(prefix), url=q(url), sha256=sha256,
+                                    marker=RELEASE_MARKER, cleanup=cleanup,
+                                    auth=f"-K {q(curl_config)}" if curl_config else "")
+    yield StringCommand("sh", "-c", q(script))
+
+
+@operation()
+def api_answers(api: str = "http://127.0.0.1:11434", timeout: int = 60):
+    """
+    Wait until Ollama's API answers on `api`, failing the host (with the last journal lines) after `timeout` s.
+
+    **Example:**
+
+    .. code:: python
+
+        api_answers(name="Ollama API answers", timeout=60)
+    """
+    if host.get_fact(OllamaVersion, api=api):
+        host.noop(f"Ollama answers on {api}")
+        return
+    tries = timeout * 10
+    yield StringCommand("sh", "-c", shlex.quote(
+        f"for i in $(seq {tries}); do curl -fsS --max-time 1 {api}/api/version >/dev/null 2>&1 && exit 0; "
+        f"sleep 0.1; done; echo \"ollama-deploy: Ollama API did not answer on {api} within {timeout}s; "
+        f"last journal lines:\" >&2; journalctl -u ollama -n 15 --no-pager >&2; exit 1"))
+
+
+@operation()
+def model_pulled(model: str, api: str = "http://127.0.0.1:11434", ollama: str = "/usr/local/bin/ollama",
+                 size_bytes: int = 0, models_dir: str = ""):
+    """
+    Pull `model` through the Ollama API (the `ollama pull` client shows progress) unless present.
+
+    **Example:**
+
+    .. code:: python
+
+        model_pulled(name="Model qwen2.5-coder:7b", model="qwen2.5-coder:7b")
+    """
+    wanted = canonical_model(model)
+    if wanted in host.get_fact(OllamaModels, api=api):
+        host.noop(f"model {wanted} present")
+        return
+    pull = f"env OLLAMA_HOST={shlex.quote(api)} {ollama} pull {shlex.quote(model)}"
+    if size_bytes and models_dir:
+        # Refuse before pulling rather than fill the disk: what is already there stays untouched.
+        need_mib, q = size_bytes // 2**20 + 1, shlex.quote(models_dir)
+        pull = (f"free=$(($(df -P -k {q} | awk 'NR==2 {{print $4}}') / 1024)); "
+                f"if [ $free -lt {need_mib} ]; then echo \"ollama-deploy: not enough space for {model} in "
+                f"{models_dir}: needs {need_mib} MiB, $free MiB free; nothing was removed\" >&2; exit 1; fi; {pull}")
+    # The client talks to the API given by OLLAMA_HOST and exits non-zero on a streamed error.
+    yield StringCommand("sh", "-c", shlex.quote(pull))
+
+
+@operation()
+def model_absent(model: str, api: str = "http://127.0.0.1:11434", ollama: str = "/usr/local/bin/ollama"):
+    """
+    Remove `model` if the server lists it.
+
+    **Example:**
+
+    .. code:: python
+
+        model_absent(name="Remove old model", model="llama2:7b")
+    """
+    if canonical_model(model) not in host.get_fact(OllamaModels, api=api):
+        host.noop(f"model {model} absent")
+        return
+    yield StringCommand("env", f"OLLAMA_HOST={shlex.quote(api)}", ollama, "rm", shlex.quote(model))
+
+
+def _typed(params: dict) -> dict:
+    """Parameters as Ollama stores them (api.FormatParams), so settings and /api/show compare equal."""
+    return format_params({k: [str(x) for x in v] if isinstance(v, list) else [str(v)] for k, v in params.items()})
+
+
+@operation()
+def model_tuned(model: str, parameters: dict, api: str = "http://127.0.0.1:11434"):
+    """
+    Create (or re-create) '<model>-tuned' from `model` with `parameters` as its PARAMETERs,
+    unless it exists with exactly these parameters. Thread count and GPU layers are model
+    parameters in Ollama, not server variables; this is how they really apply.
+
+    **Example:**
+
+    .. code:: python
+
+        model_tuned(name="Tuned qwen2.5-coder:7b", model="qwen2.5-coder:7b",
+                    parameters={"num_thread": 10, "num_ctx": 8192})
+    """
+    tuned, wanted = tuned_name(model), _typed(parameters)
+    current = host.get_fact(OllamaModelParameters, api=api, model=tuned)
+    # The tuned model inherits the base model's own parameters (stop words, ...) under ours.
+    inherited = shown_params(host.get_fact(OllamaModelParameters, api=api, model=canonical_model(model)) or {})
+    if current is not None and shown_params(current) == {**inherited, **wanted}:
+        host.noop(f"model {tuned} has these parameters")
+        return
+    body = json.dumps({"model": tuned, "from": canonical_model(model), "parameters": wanted, "stream": False})
+    yield StringCommand("sh", "-c", shlex.quote(
+        f"curl -fsS -X POST {api}/api/create -d {shlex.quote(body)} | grep -q '\"status\":\"success\"' || "
+        f"{{ echo 'ollama-deploy: creating {tuned} failed' >&2; exit 1; }}"))
+
+
+@operation()
+def account_applied(user: str, groups: list, dirs: list, sysusers: str, tmpfiles: str):
+    """
+    Make the system account and its directories from a sysusers.d and a tmpfiles.d file (written
+    before this), when the account is missing, lacks one of `groups`, or a directory in `dirs` is
+    not the account's with mode 755. One check command each for the account and the directories.
+
+    **Example:**
+
+    .. code:: python
+
+        account_applied(name="User ollama and its directories", user="ollama", groups=["video"],
+                        dirs=["/usr/share/ollama", "/usr/share/ollama/.ollama"],
+                        sysusers="/etc/sysusers.d/ollama.conf", tmpfiles="/etc/tmpfiles.d/ollama.conf")
+    """
+    member_of = host.get_fact(UserGroups, user=user)
+    states = host.get_fact(PathStates, paths=dirs)
+    if member_of and set(groups) <= member_of and all(states.get(d) == ("dir", f"{user}:{user}:755") for d in dirs):
+        host.noop(f"user {user} and its directories are in place")
+        return
+    yield StringCommand("systemd-sysusers", QuoteString(sysusers), "&&",
+                        "systemd-tmpfiles", "--create", QuoteString(tmpfiles))
+
+
+@operation()
+def unit_state(unit: str, enabled: bool = False, running: bool = False):
+    """
+    Enable a systemd unit at boot and/or start it, when it is not already; one cheap check.
+    Enabling uses --no-reload: the deploy reloads systemd once, in its restart step, instead of
+    `systemctl enable` reloading it a second time on every host.
+
+    **Example:**
+
+    .. code:: python
+
+        unit_state(name="Ollama enabled at boot", unit="ollama.service", enabled=True)
+        unit_state(name="Ollama running", unit="ollama.service", running=True)
+    """
+    state = host.get_fact(UnitState, unit=unit)
+    if enabled and state["enabled"] not in ("enabled", "enabled-runtime", "static"):
+        yield StringCommand("systemctl", "enable", "--no-reload", QuoteString(unit))
+    if running and state["active"] != "active":
+        yield StringCommand("systemctl", "start", QuoteString(unit))
+
+
+@operation()
+def files_content(files: dict, mode: str = "644"):
+    """
+    Make each root-owned file in `files` hold exactly its content, or remove it where the content
+    is None.
+
+    New contents are uploaded beside their files under names systemd ignores, then renamed over
+    them: a run killed mid-upload never leaves a half-written unit or drop-in for systemd to read.
+    One operation for a set of files that change together (the drop-ins), so every
+    host runs the same operations in the same order whichever files it needs, and a run costs one
+    check command for all of them and one command to put the changed ones in place.
+
+    **Example:**
+
+    .. code:: python
+
+        files_content(name="Drop-ins", files={
+            "/etc/systemd/system/ollama.service.d/performance.conf": "[Service]\nEnvironment=\"OLLAMA_KEEP_ALIVE=1h\"\n",
+            "/etc/systemd/system/ollama.service.d/10-gpu.conf": None})
+    """
+    parents = sorted({path.rsplit("/", 1)[0] or "/" for path in files})
+    states = host.get_fact(PathStates, paths=[*files, *parents])
+    wanted = {path: hashlib.sha256(content.encode()).hexdigest() for path, content in files.items() if content is not None}
+    removed = [path for path, content in files.items() if content is None and path in states]
+    changed = [path for path in wanted if states.get(path) != (wanted[path], f"root:root:{mode}")]
+    if not removed and not changed:
+        host.noop(f"{len(files)} files up to date")
+        return
+    missing = [QuoteString(parent) for parent in parents if parent not in states]
+    if changed and missing:
+        yield StringCommand("mkdir", "-p", *missing)
+    staged = {path: f"{path}.ollama-deploy-new" for path in changed}  # not *.conf / *.service: systemd never reads it
+    for path in changed:
+        _log_diff(path, files[path])
+        yield FileUploadCommand(StringIO(files[path]), staged[path])
+    script = [f"rm -f {_quoted(removed)}"] if removed else []
+    if changed:
+        names = _quoted(staged[path] for path in changed)
+        script += [f"chown root:root {names}", f"chmod {mode} {names}"]
+        script += [f"mv -f {shlex.quote(staged[path])} {shlex.quote(path)}" for path in changed]
+    yield StringCommand("sh", "-c", QuoteString(" && ".join(script)))
+
+
+def _quoted(paths) -> str:
+    return " ".join(shlex.quote(p) for p in paths)
+
+
+def _log_diff(path: str, content: str):
+    """What `pyinfra --diff` shows for a file this run rewrites."""
+    if host.state.config.DIFF:
+        old = [line + "\n" for line in host.get_fact(FileContents, path=path) or []]
+        host.log(f"Will write {path}", logger.info)
+        for line in generate_color_diff(old, content.splitlines(keepends=True)):
+            logger.info("  %s", line)
+
+
+@operation()
+def models_seeded(models_dir: str, manifests: dict, blobs: dict):
+    """
+    Copy models from the control node's fleet cache into the host's models dir, in Ollama's layout:
+    each blob that is missing or does not match its digest (a corrupted one is replaced), then the
+    manifests, which is when Ollama lists a model. One command checks every file; the copies go
+    over the deploy's own SSH connection into a staging directory beside blobs/ and are renamed
+    into place, so Ollama never reads a half-copied blob.
+
+    **Example:**
+
+    .. code:: python
+
+        models_seeded(name="Seed models from the fleet cache", models_dir="/usr/share/ollama/.ollama/models",
+                      manifests={"manifests/registry.ollama.ai/library/qwen2.5-coder/7b": "/root/.cache/…/7b"},
+                      blobs={"sha256-…": "/root/.cache/ollama-deploy/models/blobs/sha256-…"})
+    """
+    owned = "ollama:ollama"
+    dirs = sorted({"blobs"} | {"/".join(rel.split("/")[:depth]) for rel in manifests
+                               for depth in range(1, len(rel.split("/")))}, key=lambda d: (d.count("/"), d))
+    wanted = {**{d: ("dir", f"{owned}:755") for d in dirs},
+              **{f"blobs/{name}": (name.split("-", 1)[1], f"{owned}:644") for name in blobs},
+              **{rel: (sha256_of(local), f"{owned}:644") for rel, local in manifests.items()}}
+    staging = f"{models_dir}/.ollama-deploy-incoming"  # a run killed mid-copy leaves it: removed below
+    others = [f"{models_dir}/{p}" for p in wanted if not p.startswith("blobs/")] + [staging]
+    current = {**host.get_fact(PathStates, paths=others),
+               **{f"{models_dir}/blobs/{name}": state
+                  for name, state in host.get_fact(BlobStates, models_dir=models_dir, names=sorted(blobs)).items()}}
+    stale = [p for p, state in wanted.items() if current.get(f"{models_dir}/{p}") != state]
+    if not stale:
+        if staging in current:
+            yield StringCommand("rm", "-rf", QuoteString(staging))
+        else:
+            host.noop(f"{len(manifests)} models present and verified")
+        return
+    sources = {**{f"blobs/{name}": local for name, local in blobs.items()}, **manifests}
+    copies = [p for p in stale if p in sources and current.get(f"{models_dir}/{p}", ("",))[0] != wanted[p][0]]
+    if copies:  # a big model takes a while to copy: say what is coming
+        size = sum(os.path.getsize(sources[p]) for p in copies)
+        host.log(f"copying {len(copies)} files ({size / 2**20:.0f} MiB) from the fleet cache", logger.info)
+    yield StringCommand("rm", "-rf", QuoteString(staging), "&&", "mkdir", "-m", "700", QuoteString(staging))
+    for i, p in enumerate(copies):
+        yield FileUploadCommand(sources[p], f"{staging}/{i}")
+    new_dirs = [d for d in dirs if d in stale]
+    files = [f"{staging}/{i}" for i in range(len(copies))] + [p for p in stale if p not in copies and p not in dirs]
+    script = [f"cd {shlex.quote(models_dir)}"]
+    if new_dirs:  # parents first (dirs is sorted by depth)
+        script += [f"mkdir -p {_quoted(new_dirs)}", f"chown {owned} {_quoted(new_dirs)}", f"chmod 755 {_quoted(new_dirs)}"]
+    if files:
+        script += [f"chown {owned} {_quoted(files)}", f"chmod 644 {_quoted(files)}"]
+    # Blobs before manifests (`wanted` lists them first): a model is listed only once all of it is in place.
+    script += [f"mv -f {shlex.quote(f'{staging}/{i}')} {shlex.quote(p)}" for i, p in enumerate(copies)]
+    # Every wanted blob is verified now: record them so the next run need not hash them again.
+    script.append(f"for n in {_quoted(sorted(blobs))}; do echo \"$n $(stat -c %s:%.9Y:%i blobs/$n)\"; done "
+                  f"> {BLOBS_VERIFIED}.new && mv -f {BLOBS_VERIFIED}.new {BLOBS_VERIFIED}")
+    script.append(f"rm -rf {shlex.quote(staging)}")
+    yield StringCommand("sh", "-c", QuoteString(" && ".join(script)))
