@@ -25,6 +25,9 @@ from ollama_deploy.tasks.converge import converge
 from ollama_deploy.tasks.uninstall import uninstall_ollama as remove_ollama
 from ollama_deploy.tasks.verify import verify_host
 
+# pyinfra prefixes every operation name with these ("Ollama | Install Ollama | Unit ollama.service").
+DEPLOY_NAMES = ("Ollama", "Verify Ollama", "Uninstall Ollama")
+
 
 def _use_call(settings: dict[str, Any] | None, profile: str | None) -> None:
     """Record this call's settings and profile for the fleet check, which reads them for every host."""
@@ -39,14 +42,14 @@ def _use_call(settings: dict[str, Any] | None, profile: str | None) -> None:
     failures_summarised_at_exit()
 
 
-@deploy("Ollama")
+@deploy(DEPLOY_NAMES[0])
 def deploy_ollama(settings: dict[str, Any] | None = None, profile: str | None = None) -> None:
     """Install, configure, start, load models into and verify Ollama: the repository's deploy.py."""
     _use_call(settings, profile)
     converge()
 
 
-@deploy("Verify Ollama")
+@deploy(DEPLOY_NAMES[1])
 def verify_ollama(settings: dict[str, Any] | None = None, profile: str | None = None) -> None:
     """Check that each setting took effect, changing nothing."""
     _use_call(settings, profile)
@@ -55,7 +58,7 @@ def verify_ollama(settings: dict[str, Any] | None = None, profile: str | None = 
     verify_host()
 
 
-@deploy("Uninstall Ollama")
+@deploy(DEPLOY_NAMES[2])
 def uninstall_ollama(settings: dict[str, Any] | None = None, profile: str | None = None) -> None:
     """Remove what the deploy installed; models and the account stay unless settings say otherwise."""
     _use_call(settings, profile)

@@ -13,6 +13,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from ollama_deploy.entry import DEPLOY_NAMES
+
 from .layout import PROJECT_ROOT
 
 CHECKS = ("Smoke", "Verify", "Models present")  # deploy names of the check steps
@@ -28,8 +30,15 @@ class DeployRun:
     def changed_ops(self, host: str | None = None, include_checks: bool = False) -> list[tuple[str, str]]:
         """(operation name, host) pairs that changed something. The smoke and verify steps are checks,
         not changes (pyinfra counts every python.call as a change)."""
-        return [(op["name"], h) for op in self.results.get("operations", []) for h in op.get("success", [])
-                if (include_checks or not op["name"].startswith(CHECKS)) and (host is None or h == host)]
+        named = [(step_name(op["name"]), op) for op in self.results.get("operations", [])]
+        return [(name, h) for name, op in named for h in op.get("success", [])
+                if (include_checks or not name.startswith(CHECKS)) and (host is None or h == host)]
+
+
+def step_name(name: str) -> str:
+    """An operation's name below the entry point's own ("Install Ollama | Unit ollama.service")."""
+    head, _, rest = name.partition(" | ")
+    return rest if head in DEPLOY_NAMES and rest else name
 
 
 def run_deploy(inventory, *extra: str, timeout: float = 600, deploy_file: str = "deploy.py",
