@@ -30,7 +30,7 @@ from pyinfra.operations import python
 
 from ollama_deploy.control.summary import warn
 from ollama_deploy.control.tunnel import api_connection
-from ollama_deploy.facts.ollama import canonical_model, tuned_name
+from ollama_deploy.gocompat.names import canonical_model, tuned_name
 from ollama_deploy.lib.plan import plan_for
 from ollama_deploy.lib.settings import api_url, selected_models
 from ollama_deploy.tasks.rollback import fail_with_rollback

@@ -26,15 +26,11 @@ from pathlib import Path
 import requests
 from pyinfra import logger
 
-from ollama_deploy.control.modelinfo import (
-    ModelInfo,
-    ModelNotFound,
-    model_info_from_kv,
-    parse_model_name,
-    registry_base,
-)
+from ollama_deploy.control.modelinfo import ModelNotFound, registry_base
 from ollama_deploy.control.release import auth_headers
 from ollama_deploy.gocompat.gguf import read_kv
+from ollama_deploy.gocompat.names import parse_model_name
+from ollama_deploy.lib.modelshape import ModelInfo, model_info_from_kv
 
 _LOCKS: dict[str, threading.Lock] = {}  # one download per file, however many hosts ask at once
 _LOCKS_GUARD = threading.Lock()

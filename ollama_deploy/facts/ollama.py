@@ -12,6 +12,8 @@ import shlex
 
 from pyinfra.api import FactBase, FactProcessError
 
+from ollama_deploy.gocompat.names import canonical_model
+
 RELEASE_MARKER = "lib/ollama/.ollama-deploy-release"  # holds the sha256 of the installed artifact
 
 
@@ -41,15 +43,6 @@ class OllamaVersion(FactBase[str | None]):
             raise FactProcessError(f"unexpected /api/version reply: {e}")
 
 
-def canonical_model(name: str) -> str:
-    """Ollama's short display name with an explicit tag: 'llama3.2' -> 'llama3.2:latest'."""
-    for prefix in ("registry.ollama.ai/library/", "registry.ollama.ai/", "library/"):
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-            break
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
-
-
 class OllamaModels(FactBase[dict]):
     """Models the server lists on /api/tags: canonical name -> manifest digest ("sha256:..."); empty
     when the server is down."""
@@ -70,11 +63,6 @@ class OllamaModels(FactBase[dict]):
                     for m in json.loads("\n".join(output)).get("models") or []}
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise FactProcessError(f"unexpected /api/tags reply: {e}")
-
-
-def tuned_name(model: str) -> str:
-    """The derived model carrying per-model parameters: 'qwen2.5-coder:7b' -> 'qwen2.5-coder:7b-tuned'."""
-    return f"{canonical_model(model)}-tuned"
 
 
 def parse_show_parameters(text: str) -> dict[str, list[str]]:
@@ -102,17 +90,6 @@ class OllamaModelParameters(FactBase[dict | None]):
             return parse_show_parameters(json.loads("\n".join(output)).get("parameters") or "")
         except (ValueError, AttributeError) as e:
             raise FactProcessError(f"unexpected /api/show reply: {e}")
-
-
-def model_name_problem(name: str) -> str | None:
-    """Why `name` is not a model name Ollama accepts, or None (rules in ollama_deploy/control/modelinfo.py)."""
-    from ollama_deploy.control.modelinfo import parse_model_name  # modelinfo imports requests; only load it when asked
-
-    try:
-        parse_model_name(name)
-    except ValueError as e:
-        return str(e)
-    return None
 
 
 class UnitState(FactBase[dict]):

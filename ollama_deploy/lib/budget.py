@@ -11,10 +11,10 @@ Example:
 """
 from __future__ import annotations
 
-from ollama_deploy.control.modelinfo import ModelInfo, kv_cache_bytes
-from ollama_deploy.facts.ollama import canonical_model
+from ollama_deploy.gocompat.names import canonical_model
 from ollama_deploy.lib.checks import QUANTIZED_KV
 from ollama_deploy.lib.hardware import Hardware
+from ollama_deploy.lib.modelshape import ModelInfo, kv_cache_bytes
 from ollama_deploy.lib.settings import OllamaSettings
 
 GIB = 2**30

@@ -16,9 +16,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
-from ollama_deploy.facts.ollama import canonical_model, model_name_problem
 from ollama_deploy.gocompat.duration import go_parse_duration
 from ollama_deploy.gocompat.hostport import ollama_host
+from ollama_deploy.gocompat.names import canonical_model, model_name_problem
 from ollama_deploy.gocompat.params import OPTION_KINDS, format_params
 from ollama_deploy.gocompat.strconv import go_parse_int
 

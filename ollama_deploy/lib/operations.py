@@ -26,9 +26,8 @@ from ollama_deploy.facts.ollama import (
     PathStates,
     UnitState,
     UserGroups,
-    canonical_model,
-    tuned_name,
 )
+from ollama_deploy.gocompat.names import canonical_model, tuned_name
 from ollama_deploy.gocompat.params import format_params, shown_params
 
 # Replaces bin/ollama and lib/ollama only after the download's sha256 matched and it unpacked;

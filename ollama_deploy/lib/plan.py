@@ -13,11 +13,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ollama_deploy.control.fleetcache import FleetCacheError, fleet_cache_on, model_for, release_for
-from ollama_deploy.control.modelinfo import ModelInfoError, ModelNotFound, fetch_model_info
+from ollama_deploy.control.modelinfo import ModelNotFound, fetch_model_info
 from ollama_deploy.control.release import ReleaseError, artifact_for
 from ollama_deploy.control.summary import warn
-from ollama_deploy.facts.ollama import OllamaModels, canonical_model
+from ollama_deploy.facts.ollama import OllamaModels
 from ollama_deploy.gocompat.envconfig import ollama_bool, parse_keep_alive
+from ollama_deploy.gocompat.names import canonical_model
 from ollama_deploy.lib.budget import (
     check_budget,
     context_notes,
@@ -28,6 +29,7 @@ from ollama_deploy.lib.budget import (
 from ollama_deploy.lib.checks import QUANTIZED_KV
 from ollama_deploy.lib.derive import derive
 from ollama_deploy.lib.hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
+from ollama_deploy.lib.modelshape import ModelInfoError
 from ollama_deploy.lib.profiles import GPU_PROFILES, PROFILES
 from ollama_deploy.lib.settings import (
     PREFIX,

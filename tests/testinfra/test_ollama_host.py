@@ -7,7 +7,8 @@ import json
 import shlex
 
 from ollama_deploy.control.release import artifact_for
-from ollama_deploy.facts.ollama import RELEASE_MARKER, canonical_model
+from ollama_deploy.facts.ollama import RELEASE_MARKER
+from ollama_deploy.gocompat.names import canonical_model
 from ollama_deploy.lib.checks import listens_on_loopback
 from ollama_deploy.lib.dropins import DROPIN_DIR, DROPIN_FILES, dropins
 from ollama_deploy.lib.settings import selected_models

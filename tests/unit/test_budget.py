@@ -2,7 +2,6 @@
 less OLLAMA_GPU_OVERHEAD, for the VRAM-tiered default context (server/routes.go)."""
 from dataclasses import replace
 
-from ollama_deploy.control.modelinfo import ModelInfo
 from ollama_deploy.lib.budget import (
     check_budget,
     default_context,
@@ -10,6 +9,7 @@ from ollama_deploy.lib.budget import (
     gpus_ollama_sees,
     overhead_problems,
 )
+from ollama_deploy.lib.modelshape import ModelInfo
 from ollama_deploy.lib.plan import settings_from
 from tests.unit.recorded import SEED003, gpus, machine
 

@@ -3,15 +3,8 @@ import hashlib
 import os
 import subprocess
 
-from ollama_deploy.facts.ollama import (
-    BLOBS_VERIFIED,
-    BlobStates,
-    OllamaModels,
-    UnitState,
-    canonical_model,
-    parse_show_parameters,
-    tuned_name,
-)
+from ollama_deploy.facts.ollama import BLOBS_VERIFIED, BlobStates, OllamaModels, UnitState, parse_show_parameters
+from ollama_deploy.gocompat.names import canonical_model, tuned_name
 
 
 def test_unit_running():

@@ -11,17 +11,10 @@ from pathlib import Path
 import pytest
 
 from ollama_deploy.control import modelinfo
-from ollama_deploy.control.modelinfo import (
-    ModelInfo,
-    ModelInfoError,
-    fetch_model_info,
-    kv_cache_bytes,
-    model_info_from_kv,
-    ollama_estimate,
-    parse_model_name,
-    registry_base,
-)
+from ollama_deploy.control.modelinfo import fetch_model_info, registry_base
 from ollama_deploy.gocompat import gguf
+from ollama_deploy.gocompat.names import parse_model_name
+from ollama_deploy.lib.modelshape import ModelInfo, ModelInfoError, kv_cache_bytes, model_info_from_kv, ollama_estimate
 from testbed.models import CATALOG, MIB, MT_MODEL, gguf_bytes, gguf_metadata
 from tests.unit.registry import BIG_TOKENS, Registry, publish_blob
 

@@ -45,8 +45,8 @@ def parse_modelfile(text: str) -> dict:
         elif cmd == "LICENSE":
             req.setdefault("license", []).append(rest)
         else:
-            raise CLIError(f'command must be one of "from", "license", "template", "system", "adapter", '
-                           f'"renderer", "parser", "parameter", or "message"')
+            raise CLIError('command must be one of "from", "license", "template", "system", "adapter", '
+                           '"renderer", "parser", "parameter", or "message"')
     if params:
         try:
             req["parameters"] = format_params(params)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from ollama_deploy.gocompat import duration, envconfig, hostport, strconv
+
 from . import gorules
 
 # Source lines of the Uint / Uint64 warnings in envconfig/config.go (v0.32.15).

@@ -18,6 +18,7 @@ import threading
 import time
 
 from ollama_deploy.gocompat import duration, envconfig, strconv
+
 from . import gorules
 
 TRACE, DEBUG, INFO, WARN, ERROR = (
