@@ -20,6 +20,7 @@ from pathlib import PurePosixPath
 
 from pyinfra.api import FactBase, StringCommand, operation
 
+from ollama_deploy.lib.checks import declared
 from ollama_deploy.lib.dropins import dropins
 from ollama_deploy.lib.ollama_env import logged_form, side
 from ollama_deploy.lib.settings import PLACEBOS, OllamaSettings
@@ -156,8 +157,7 @@ def _env_verdict(d: Directive, check, keys: dict[str, str], ours: dict[str, tupl
 
 def verdicts(foreign: list[Directive], settings: OllamaSettings, check) -> list[str]:
     """One line per foreign directive. `check(key, raw)` lists what is wrong with a setting's value."""
-    keys = {f.json_schema_extra["env"]: k for k, f in OllamaSettings.model_fields.items()
-            if f.json_schema_extra.get("env")}
+    keys = {declared(f)["env"]: k for k, f in OllamaSettings.model_fields.items() if declared(f).get("env")}
     lines, ours = [], _ours_by_env(settings)
     for d in _in_systemd_order(foreign):
         if d.directive == "Environment":

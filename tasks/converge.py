@@ -19,9 +19,11 @@ from ollama_deploy.tasks.watch import watch
 
 def converge() -> None:
     validate_inventory()  # every host checked before any is touched
-    changes = install_ollama() + configure_ollama()  # the operations whose change means "restart"
+    # pyinfra types a @deploy as returning an OperationMeta; these return the operations whose change
+    # means "restart", and apply_changes takes them.
+    changes = install_ollama() + configure_ollama()  # type: ignore[operator]
     firewall()
-    apply_changes(changes)
+    apply_changes(changes)  # type: ignore[call-arg]
     ensure_models()
     smoke_test(changes)
     verify_host(changes)

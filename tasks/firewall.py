@@ -39,7 +39,7 @@ def rules_text(networks: list[str], port: int) -> str:
 def firewall():
     settings = plan_for(host).settings
     exposed = not listens_on_loopback(settings.ollama_host)
-    port = urlsplit(api_url(settings)).port
+    port = urlsplit(api_url(settings)).port or 11434
     if exposed:
         apt.packages(name="nftables", packages=["nftables"])
     # Stop and disable before the files go, when exposure is switched off.

@@ -46,7 +46,8 @@ def ensure_models():
         model_tuned(name=f"Tuned {model}", model=model, parameters=parameters, api=api)
     if settings.ollama_prune_models:
         wanted = {canonical_model(m) for m in models} | {tuned_name(m) for m in settings.ollama_model_parameters}
-        for model in sorted(set(host.get_fact(OllamaModels, api=api)) - wanted):
+        present: dict = host.get_fact(OllamaModels, api=api)
+        for model in sorted(set(present) - wanted):
             model_absent(name=f"Remove unlisted model {model}", model=model, api=api, ollama=ollama)
 
 

@@ -35,7 +35,8 @@ class ConfigDigest(FactBase[dict]):
     in LAST_GOOD ("saved"), and as the running Ollama was started with ("applied")."""
 
     def command(self, prefix="/usr/local"):
-        return (f"{digest_command(prefix)}; cat {LAST_GOOD}/digest 2>/dev/null || echo none; cat {APPLIED} 2>/dev/null || echo none")
+        return (f"{digest_command(prefix)}; cat {LAST_GOOD}/digest 2>/dev/null || echo none; "
+                f"cat {APPLIED} 2>/dev/null || echo none")
 
     def process(self, output):
         live, saved, applied = (line.strip() for line in output[:3])

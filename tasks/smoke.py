@@ -47,8 +47,10 @@ def generate_timed(conn: http.client.HTTPConnection, model: str, prompt: str, nu
     reply = conn.getresponse()
     if reply.status != 200:
         raise RuntimeError(f"HTTP {reply.status}: {reply.read().decode(errors='replace')[:300]}")
-    first = {}  # "thinking" / "response" -> seconds to the first token of that kind
-    text, thought, final = [], [], None
+    first: dict[str, float] = {}  # "thinking" / "response" -> seconds to the first token of that kind
+    text: list[str] = []
+    thought: list[str] = []
+    final = None
     for raw in reply:
         chunk = json.loads(raw)
         if "error" in chunk:
@@ -87,7 +89,7 @@ def generating_model(candidates: list[str], capabilities_of) -> tuple[str | None
     >>> generating_model(["e", "g"], {"e": ["embedding"], "g": ["completion", "thinking"]}.get)
     ('g', ['e (embedding)'])
     """
-    passed = []
+    passed: list[str] = []
     for model in candidates:
         caps = capabilities_of(model)
         if "completion" in caps:
@@ -98,10 +100,13 @@ def generating_model(candidates: list[str], capabilities_of) -> tuple[str | None
 
 def _smoke(state, host, candidates: list[str], prompt: str, timeout: float, api: str, changes=(),
            explicit: bool = False):
-    changed, model, conn = any(m.did_change() for m in changes), candidates[0], None
+    changed = any(m.did_change() for m in changes)
+    model: str | None = candidates[0]
+    conn: http.client.HTTPConnection | None = None
 
     def capabilities_on_host(m: str) -> list[str]:
         try:
+            assert conn is not None  # opened before generating_model() asks
             return capabilities(conn, m)
         except RuntimeError as e:  # a selected model whose pull failed (the run ends failing the host for it)
             if explicit or not str(e).startswith("HTTP 404"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 from pyinfra import host, logger
@@ -39,7 +40,7 @@ def parse_server_config(line: str) -> dict[str, str]:
     try:
         text = json.loads(m.group(1)) if m else ""
     except ValueError:  # a \x escape JSON lacks: only that value is affected
-        text = m.group(1)[1:-1]
+        text = m.group(1)[1:-1] if m else ""
     if not (text.startswith("map[") and text.endswith("]")):
         return {}
     tokens, depth, current = [], 0, ""
@@ -86,8 +87,8 @@ def _resource_check(directive: str, value: str, seen: str, ram_bytes: int) -> tu
         usec, shown_usec = float(value[:-1]) / 100 * 1e6, timespan_usec(seen)
         return f"{usec / 1e6:g}s per second", shown_usec is not None and abs(shown_usec - usec) < 1
     if directive == "MemoryMax" and value.endswith("%"):  # systemd scales its own view of RAM
-        want = memory_max_bytes(value, ram_bytes)
-        return f"about {want} ({value} of RAM)", seen.isdigit() and abs(int(seen) - want) <= ram_bytes // 100
+        share = memory_max_bytes(value, ram_bytes) or 0
+        return f"about {share} ({value} of RAM)", seen.isdigit() and abs(int(seen) - share) <= ram_bytes // 100
     want = "infinity" if value == "infinity" else str(memory_max_bytes(value)) if directive == "MemoryMax" else value
     return want, seen == want
 
@@ -139,7 +140,7 @@ def check_settings(plan: HostPlan, environment: list[str], logged: dict[str, str
     return checks
 
 
-def check_compute(plan: HostPlan, journal: str, ps: dict, environment: list[str] = ()) -> list[dict]:
+def check_compute(plan: HostPlan, journal: str, ps: dict, environment: Sequence[str] = ()) -> list[dict]:
     """GPUs Ollama reported at start, and each loaded model's share in VRAM. `environment`: what systemd
     gives Ollama, so a library set outside this tool (a hand-made drop-in) is named as the cause."""
     compute = re.findall(r'msg="inference compute" .*?library=(\S+)', journal)

@@ -21,6 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ollama_deploy.bench import loadreport
@@ -43,11 +44,12 @@ class HostTarget:
         api = urlsplit(api_url(self.settings))
         self.api_host, self.api_port = api.hostname, api.port
         candidates = smoke_candidates(self.settings)
-        self.model, _ = generating_model(candidates, lambda m: self.api("POST", "/api/show", {"model": m})
+        model, _ = generating_model(candidates, lambda m: self.api("POST", "/api/show", {"model": m})
                                          .get("capabilities") or [])
-        if self.model is None:
+        if model is None:
             raise LookupError(f"none of its models can generate ({', '.join(candidates) or 'no models'}), "
                               "so there is nothing to measure")
+        self.model: str = model
 
     def connection(self, timeout: float = 120):
         return TunnelledHTTP(self.client.get_transport(), self.api_port, timeout, self.api_host)
@@ -89,7 +91,7 @@ def checklist(target: HostTarget, deadline: float) -> dict:
     target.api("POST", "/api/generate", {"model": target.model, "prompt": "", "keep_alive": 0})  # unload
     cold = target.one()
     warm = target.one()
-    steps = {"cold start": f"load {cold.get('load_ms')} ms, TTFT {cold.get('ttft_ms')} ms",
+    steps: dict[str, Any] = {"cold start": f"load {cold.get('load_ms')} ms, TTFT {cold.get('ttft_ms')} ms",
              "warm single": f"TTFT {warm.get('ttft_ms')} ms, {warm.get('tokens_per_s')} tok/s"}
     for n in (4, 10):
         results, _ = burst(target, n, n, deadline)

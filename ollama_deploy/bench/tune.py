@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ollama_deploy.bench import loadreport
 from ollama_deploy.bench.loadtest import LEVELS, HostTarget, burst
@@ -36,8 +37,8 @@ KEYS = ("ollama_num_parallel", "ollama_context_length", "ollama_kv_cache_type")
 
 def points(args, model: str, threads: list[int]) -> list[dict]:
     """The sweep, smallest first, at most args.max_points."""
-    grid = []
-    for parallel, context, kv, thread in itertools.product(args.parallel, args.context, args.kv, threads or [None]):
+    grid: list[dict] = []
+    for parallel, context, kv, thread in itertools.product(args.parallel, args.context, args.kv, threads or [0]):
         point = {"ollama_num_parallel": parallel, "ollama_context_length": context, "ollama_kv_cache_type": kv}
         if kv != "f16":
             point["ollama_flash_attention"] = True  # a quantized V cache needs it
@@ -102,7 +103,8 @@ def write_outputs(host: str, rows: list[dict], chosen: dict | None, out: Path) -
              "targets |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p = r["point"]
-        thread = (next(iter(p.get("ollama_model_parameters", {}).values()), {})).get("num_thread", "—")
+        per_model: dict[str, Any] = next(iter(p.get("ollama_model_parameters", {}).values()), {})
+        thread = per_model.get("num_thread", "—")
         head = f"| {p['ollama_num_parallel']} | {p['ollama_context_length']} | {p['ollama_kv_cache_type']} | {thread} |"
         if "refused" in r:
             lines.append(f"{head} — | — | — | refused: {r['refused'].replace('|', '/')} |")

@@ -99,7 +99,7 @@ class _BlobPrefix:
     def __init__(self, name: str, url: str, size: int, timeout: float):
         self.name, self.url, self.size, self.timeout = name, url, size, timeout
         self.buf = bytearray()
-        self.stream = None  # an open 200 response when the server ignored Range
+        self.stream: requests.Response | None = None  # an open 200 response when the server ignored Range
 
     def ensure(self, n: int) -> None:
         """Have at least ``n`` bytes in ``buf`` (fewer only when the blob is shorter)."""

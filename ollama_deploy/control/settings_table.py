@@ -7,6 +7,7 @@ from __future__ import annotations
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from ollama_deploy.lib.checks import declared
 from ollama_deploy.lib.ollama_env import side
 from ollama_deploy.lib.settings import OllamaSettings
 
@@ -34,7 +35,7 @@ def settings_table() -> str:
     rows = ["| setting | type | default | unit | written to | read by Ollama | description |",
             "|---|---|---|---|---|---|---|"]
     for key, field in OllamaSettings.model_fields.items():
-        meta = field.json_schema_extra or {}
+        meta = declared(field)
         kind = type_name(field.annotation)
         target = meta["env"] or meta["directive"]
         written = f"`{meta['dropin']}`: `{target}`" if meta["dropin"] else "—"
@@ -42,7 +43,7 @@ def settings_table() -> str:
         reads = ("— (systemd)" if meta["directive"] else "—" if not env else "yes" if side(env) == "server"
                  else "no (CUDA runtime)" if env.startswith("CUDA_") else "no")
         rows.append(f"| `{key}` | `{kind}` | `{field.default!r}` | {meta['unit'] or '—'} | {written} | {reads} "
-                    f"| {field.description.replace('|', '/')} |")
+                    f"| {(field.description or '').replace('|', '/')} |")
     return "\n".join(rows)
 
 

@@ -84,7 +84,7 @@ def api_connection(target_host, timeout: float, api: str = f"http://127.0.0.1:{P
     address = urlsplit(api)
     client = getattr(target_host.connector, "client", None)
     if client is None:  # @local: Ollama runs on this machine
-        return http.client.HTTPConnection(address.hostname, address.port, timeout=timeout)
+        return http.client.HTTPConnection(address.hostname or "127.0.0.1", address.port or PORT, timeout=timeout)
     return TunnelledHTTP(client.get_transport(), address.port, timeout, address.hostname)
 
 

@@ -40,7 +40,7 @@ class OllamaVersion(FactBase[str | None]):
         try:
             return json.loads("\n".join(output))["version"]
         except (ValueError, KeyError, TypeError) as e:
-            raise FactProcessError(f"unexpected /api/version reply: {e}")
+            raise FactProcessError(f"unexpected /api/version reply: {e}") from e
 
 
 class OllamaModels(FactBase[dict]):
@@ -62,7 +62,7 @@ class OllamaModels(FactBase[dict]):
             return {canonical_model(m["name"]): "sha256:" + str(m.get("digest", "")).removeprefix("sha256:")
                     for m in json.loads("\n".join(output)).get("models") or []}
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise FactProcessError(f"unexpected /api/tags reply: {e}")
+            raise FactProcessError(f"unexpected /api/tags reply: {e}") from e
 
 
 def parse_show_parameters(text: str) -> dict[str, list[str]]:
@@ -89,7 +89,7 @@ class OllamaModelParameters(FactBase[dict | None]):
         try:
             return parse_show_parameters(json.loads("\n".join(output)).get("parameters") or "")
         except (ValueError, AttributeError) as e:
-            raise FactProcessError(f"unexpected /api/show reply: {e}")
+            raise FactProcessError(f"unexpected /api/show reply: {e}") from e
 
 
 class UnitState(FactBase[dict]):

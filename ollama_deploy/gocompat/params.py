@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from ollama_deploy.gocompat.strconv import go_parse_bool, go_parse_int
 
@@ -33,7 +34,7 @@ def _go_float32(s: str) -> float:
     return struct.unpack("<f", struct.pack("<f", v))[0]
 
 
-def format_params(params: dict) -> dict:
+def format_params(params: dict) -> dict[str, Any]:
     """api.FormatParams: Modelfile PARAMETER values (lists of strings) -> typed values.
 
     Unknown names are rejected here, by the *client* (``ollama create``), with
@@ -46,7 +47,7 @@ def format_params(params: dict) -> dict:
     ...
     ValueError: unknown parameter 'num_threads'
     """
-    out = {}
+    out: dict[str, Any] = {}
     for key, vals in params.items():
         kind = OPTION_KINDS.get(key)
         if kind is None:
@@ -72,7 +73,7 @@ def format_params(params: dict) -> dict:
     return out
 
 
-def shown_params(params: dict) -> dict:
+def shown_params(params: dict) -> dict[str, Any]:
     """/api/show's `parameters` ({name: [values]}) -> the typed values format_params gives.
 
     Ollama prints each stored option with Go's %#v (server/routes.go, ShowHandler) after JSON
@@ -82,7 +83,7 @@ def shown_params(params: dict) -> dict:
     >>> shown_params({"num_ctx": ["1.048576e+06"], "num_thread": ["3"], "temperature": ["0.5"]})
     {'num_ctx': 1048576, 'num_thread': 3, 'temperature': 0.5}
     """
-    out = {}
+    out: dict[str, Any] = {}
     for key, vals in params.items():
         kind = OPTION_KINDS.get(key)
         if kind in ("int", "*int"):

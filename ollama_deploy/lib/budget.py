@@ -11,9 +11,11 @@ Example:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ollama_deploy.gocompat.names import canonical_model
 from ollama_deploy.lib.checks import QUANTIZED_KV
-from ollama_deploy.lib.hardware import Hardware
+from ollama_deploy.lib.hardware import Gpu, Hardware
 from ollama_deploy.lib.modelshape import ModelInfo, kv_cache_bytes
 from ollama_deploy.lib.settings import OllamaSettings
 
@@ -57,7 +59,7 @@ def _gib(n: float) -> str:
     return f"{n / GIB:.1f} GiB"
 
 
-def gpus_ollama_sees(s: OllamaSettings, gpus: list) -> list:
+def gpus_ollama_sees(s: OllamaSettings, gpus: Sequence[Gpu]) -> list[Gpu]:
     """The GPUs left after CUDA_VISIBLE_DEVICES (indices in nvidia-smi's PCI order, or UUIDs); CUDA
     stops reading the list at the first entry that names no device, so "-1" hides them all."""
     if s.ollama_cuda_visible_devices is None:
@@ -112,7 +114,7 @@ def check_budget(s: OllamaSettings, hw: Hardware, infos: dict[str, ModelInfo]) -
         "" if kv_type in QUANTIZED_KV else "set ollama_kv_cache_type=q8_0, ") + "or pick a smaller model"
     problems = []
     if visible:
-        free = [(g.memory_total_mib - (g.memory_used_mib or 0)) * MIB * SINGLE_GPU_SHARE for g in visible]
+        free = [((g.memory_total_mib or 0) - (g.memory_used_mib or 0)) * MIB * SINGLE_GPU_SHARE for g in visible]
         for model, (need, how) in needs.items():
             if need <= sum(free):  # on one GPU where it fits, else across all of them
                 continue
@@ -146,8 +148,10 @@ def kv_head_size_problems(s: OllamaSettings, infos: dict[str, ModelInfo]) -> lis
     n_embd_head_k=16`)."""
     kv_type = s.ollama_kv_cache_type
     block = KV_BLOCK.get(kv_type or "")
-    problems = []
-    for model, info in infos.items() if block else ():
+    problems: list[str] = []
+    if not block:
+        return problems
+    for model, info in infos.items():
         sizes = {"key": info.key_length, "value": info.value_length}
         bad = ", ".join(f"{what} head size {n}" for what, n in sizes.items() if n % block)
         if bad:

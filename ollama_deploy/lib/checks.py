@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator
 
@@ -24,7 +24,8 @@ from ollama_deploy.gocompat.strconv import go_parse_int
 
 # The cache types llama.cpp b10488 takes (common/arg.cpp kv_cache_types; Ollama passes the value
 # through lower-cased), and those it stores in 32-element blocks, which need flash attention for V.
-KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+KvCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
+KV_CACHE_TYPES: tuple[str, ...] = get_args(KvCacheType)
 QUANTIZED_KV = ("q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 LLAMA_MAX_SEQ = 256  # llama.cpp b10488 src/llama-cparams.h: the most parallel sequences a context takes
 
@@ -38,6 +39,12 @@ def listens_on_loopback(raw: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a name or "": all interfaces or a resolved address
+
+
+def declared(field: Any) -> dict[str, Any]:
+    """What a setting's declaration says besides its type: dropin, env, directive, unit (see setting())."""
+    extra = field.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
 
 
 def keep_alive(v):
@@ -152,7 +159,7 @@ def sha256(v):
 
 
 def model_names(v):
-    seen = {}
+    seen: dict[str, str] = {}
     for name in v:
         problem = model_name_problem(name)
         if problem:
@@ -203,13 +210,14 @@ def writable(s):
     for systemd), but no control character: systemd would end or mangle the line."""
     for key, field in type(s).model_fields.items():
         value = getattr(s, key)
-        if not (field.json_schema_extra or {}).get("dropin") or value is None:
+        dropin = declared(field).get("dropin")
+        if not dropin or value is None:
             continue
         for item in value if isinstance(value, list) else [value]:
             bad = [c for c in str(item) if ord(c) < 32 or ord(c) == 127]
             if bad:
                 raise ValueError(f"key {key}, value {value!r}: control character {bad[0]!r} cannot be written "
-                                 f"into {field.json_schema_extra['dropin']}")
+                                 f"into {dropin}")
     return s
 
 

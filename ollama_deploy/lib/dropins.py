@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ollama_deploy.lib.checks import declared
 from ollama_deploy.lib.settings import DEFAULT_MODELS_DIR, OllamaSettings
 
 DROPIN_DIR = "/etc/systemd/system/ollama.service.d"
@@ -45,15 +46,15 @@ def dropins(settings: OllamaSettings) -> dict[str, list[DropinLine]]:
     """Lines per drop-in file, in declaration order; files with no lines are absent (to be removed)."""
     files: dict[str, list[DropinLine]] = {}
     for key, field in OllamaSettings.model_fields.items():
-        meta = field.json_schema_extra or {}
+        meta = declared(field)
         value = getattr(settings, key)
         if not meta.get("dropin") or value is None:
             continue
         if key == "ollama_models_dir" and value == DEFAULT_MODELS_DIR:
             continue
         if meta["env"]:
-            line = DropinLine("Environment", f"{meta['env']}={_format(value)}", field.description)
+            line = DropinLine("Environment", f"{meta['env']}={_format(value)}", field.description or "")
         else:
-            line = DropinLine(meta["directive"], _format(value), field.description)
+            line = DropinLine(meta["directive"], _format(value), field.description or "")
         files.setdefault(meta["dropin"], []).append(line)
     return files

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pyinfra.api import FactBase, FactProcessError
 
@@ -102,7 +103,7 @@ def parse_thread_siblings(lines: list[str]) -> int:
 
 def parse_cpuinfo(lines: list[str]) -> tuple[str, frozenset[str]]:
     """(model name, flags) from /proc/cpuinfo: x86 'model name'/'flags', arm64 'Features'."""
-    model, flags = "", frozenset()
+    model, flags = "", frozenset[str]()
     for line in lines:
         key, _, value = line.partition(":")
         key = key.strip()
@@ -146,7 +147,8 @@ def parse_hardware(lines: list[str]) -> Hardware:
         cores = min(sibling_cores, threads)
     model, flags = parse_cpuinfo(s.get("cpuinfo", []))
     mem, swap = parse_meminfo(s.get("meminfo", []))
-    gpus, problem = (), None
+    gpus: tuple[Gpu, ...] = ()
+    problem: str | None = None
     smi = [line for line in s.get("nvidia-smi", []) if line.strip()]
     status = smi[-1].strip() if smi else "absent"
     if status == "rc=0":
@@ -165,7 +167,7 @@ def apply_override(hw: Hardware, override: dict | None) -> Hardware:
     unknown = set(override) - allowed
     if unknown:
         raise ParseError(f"facts_override: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
-    values = {k: (frozenset(v) if k == "cpu_flags" else v) for k, v in override.items()}
+    values: dict[str, Any] = {k: (frozenset(v) if k == "cpu_flags" else v) for k, v in override.items()}
     return replace(hw, **values, overridden=tuple(sorted(override)))
 
 
@@ -194,7 +196,7 @@ class HardwareFact(FactBase[Hardware]):
         try:
             return parse_hardware(output)
         except (ParseError, ValueError) as e:
-            raise FactProcessError(f"cannot read host hardware: {e}")
+            raise FactProcessError(f"cannot read host hardware: {e}") from e
 
 
 def gpus_from_nvml(nvml) -> list[Gpu]:

@@ -38,7 +38,8 @@ work=$(mktemp -d {cache}/release.XXXXXX)
 trap 'rm -rf "$work" {cleanup}' EXIT
 curl -fsSL --retry 3 --connect-timeout 10 {auth} -o "$work/artifact" {url}
 if ! echo "{sha256}  $work/artifact" | sha256sum -c --status; then
-    echo "ollama-deploy: sha256 mismatch for {url}: expected {sha256}, got $(sha256sum "$work/artifact" | cut -d' ' -f1); nothing replaced" >&2
+    echo "ollama-deploy: sha256 mismatch for {url}: expected {sha256}," \
+         "got $(sha256sum "$work/artifact" | cut -d' ' -f1); nothing replaced" >&2
     exit 1
 fi
 mkdir "$work/tree"
@@ -177,7 +178,8 @@ def model_tuned(model: str, parameters: dict, api: str = "http://127.0.0.1:11434
     tuned, wanted = tuned_name(model), _typed(parameters)
     current = host.get_fact(OllamaModelParameters, api=api, model=tuned)
     # The tuned model inherits the base model's own parameters (stop words, ...) under ours.
-    inherited = shown_params(host.get_fact(OllamaModelParameters, api=api, model=canonical_model(model)) or {})
+    base: dict | None = host.get_fact(OllamaModelParameters, api=api, model=canonical_model(model))
+    inherited = shown_params(base or {})
     if current is not None and shown_params(current) == {**inherited, **wanted}:
         host.noop(f"model {tuned} has these parameters")
         return
@@ -313,7 +315,8 @@ def models_seeded(models_dir: str, manifests: dict, blobs: dict):
               **{rel: (sha256_of(local), f"{owned}:644") for rel, local in manifests.items()}}
     staging = f"{models_dir}/.ollama-deploy-incoming"  # a run killed mid-copy leaves it: removed below
     others = [f"{models_dir}/{p}" for p in wanted if not p.startswith("blobs/")] + [staging]
-    current = {**host.get_fact(PathStates, paths=others),
+    paths: dict = host.get_fact(PathStates, paths=others)
+    current = {**paths,
                **{f"{models_dir}/blobs/{name}": state
                   for name, state in host.get_fact(BlobStates, models_dir=models_dir, names=sorted(blobs)).items()}}
     stale = [p for p, state in wanted.items() if current.get(f"{models_dir}/{p}") != state]

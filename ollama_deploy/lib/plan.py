@@ -72,7 +72,8 @@ class HostPlan:
 _PLANS: dict[tuple[str, bool], HostPlan] = {}
 
 
-# Written by `python -m ollama_deploy.bench.tune`, reviewed and committed by the operator (the tests use a directory of their own).
+# Written by `python -m ollama_deploy.bench.tune`, reviewed and committed by the operator
+# (the tests use a directory of their own).
 TUNED_DIR = Path(os.environ.get("OLLAMA_DEPLOY_TUNED_DIR", "tuned"))
 
 

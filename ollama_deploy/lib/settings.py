@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ollama_deploy.gocompat.hostport import connectable_host
 from ollama_deploy.lib import checks
 from ollama_deploy.lib.checks import (
-    KV_CACHE_TYPES,
     CpuQuota,
     CpuWeight,
     KeepAlive,
+    KvCacheType,
     LibraryDir,
     MemoryMax,
     ModelNames,
@@ -105,7 +105,7 @@ class OllamaSettings(BaseModel):
     ollama_max_queue: Unsigned | None = setting(
         None, "Requests waiting before the server answers 503 busy.",
         dropin="performance.conf", env="OLLAMA_MAX_QUEUE")
-    ollama_kv_cache_type: Literal[KV_CACHE_TYPES] | None = setting(
+    ollama_kv_cache_type: KvCacheType | None = setting(
         None, "KV cache type (llama.cpp's f16 when unset); the block types (q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1) "
               "need flash attention and a head size of a multiple of 32, or the model fails to load.",
         dropin="performance.conf", env="OLLAMA_KV_CACHE_TYPE")
@@ -254,7 +254,7 @@ def misnamed_keys(data: dict[str, Any]) -> list[str]:
         bare = key.lower().removeprefix("ollama_").removeprefix("ollama")
         exact = PREFIX + bare if PREFIX + bare in OllamaSettings.model_fields else None
         near = exact or (difflib.get_close_matches(key.lower(), OllamaSettings.model_fields, n=1, cutoff=0.85)
-                         or [None])[0]
+                         or [""])[0]
         if near:
             problems.append(f"key {key}, value {data[key]!r}: not a setting (settings are lower case and start "
                             f"with {PREFIX}); did you mean {near}?")

@@ -27,7 +27,7 @@ def test_models_fact_uses_canonical_names():
 
 
 def test_show_parameters_text():
-    text = 'num_ctx                        2048\nnum_thread                     3\nstop                           "<|im_end|>"\nstop                           "END"'
+    text = 'num_ctx                        2048\nnum_thread                     3\nstop                           "<|im_end|>"\nstop                           "END"'  # noqa: E501 (the text as the program prints it)
     assert parse_show_parameters(text) == {"num_ctx": ["2048"], "num_thread": ["3"], "stop": ["<|im_end|>", "END"]}
 
 

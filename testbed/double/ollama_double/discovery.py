@@ -84,7 +84,7 @@ class Discovery:
                           "requested", requested, "libDir", str(d))
                 continue
             if "cuda_jetpack" in base:
-                log.debug("runner.go:107", "jetpack not detected (set JETSON_JETPACK or OLLAMA_LLM_LIBRARY to override), skipping",
+                log.debug("runner.go:107", "jetpack not detected (set JETSON_JETPACK or OLLAMA_LLM_LIBRARY to override), skipping",  # noqa: E501 (the text as the program prints it)
                           "libDir", str(d))
                 continue
             if not env.vulkan and "vulkan" in base:
@@ -130,7 +130,7 @@ class Discovery:
             if driver < runtime and not (runtime[0] == 12 and driver[0] == 12):
                 continue  # the runtime cannot initialise on this driver: no devices
             if archs is not None and g.compute not in archs:
-                self.log.info("llama_server.go:299", "skipping CUDA device \u2014 compute capability not in compiled architectures",
+                self.log.info("llama_server.go:299", "skipping CUDA device \u2014 compute capability not in compiled architectures",  # noqa: E501 (the text as the program prints it)
                               "device", g.name, "cc", f"{g.compute[0]}{g.compute[1]}0",
                               "archs", [f"{a}{b}0" for a, b in sorted(archs)], "libDirs", [str(self.lib_dir), str(d)])
                 continue

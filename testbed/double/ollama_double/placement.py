@@ -120,7 +120,7 @@ class Placement:
                 if 0 <= main < len(group) and (best is None or better(group[main], best)):
                     best = group[main]
             if best is None:
-                self.log.warn("sched.go:987", "requested main_gpu is outside the selected GPU group; passing value through to llama-server",
+                self.log.warn("sched.go:987", "requested main_gpu is outside the selected GPU group; passing value through to llama-server",  # noqa: E501 (the text as the program prints it)
                               "main_gpu", main, "gpu_count", len(gpus))
                 return gpus, main, None
             return [best], 0, ("sched.go:995", "selecting requested single GPU for llama-server model", best, main)
