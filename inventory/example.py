@@ -1,6 +1,6 @@
 """Example production inventory: copy to inventory/prod.py and edit.
 
-Each host belongs to exactly one profile group (group_data/<profile>.py supplies its defaults).
+Each host belongs to exactly one profile group (ollama_deploy/lib/profiles.py declares its values).
 Per-host data overrides the group's; `--data key=value` on the command line overrides both.
 SSH user, port and key are best kept in ~/.ssh/config, so pyinfra and testinfra agree.
 """

@@ -1,7 +1,7 @@
 """Check every host's settings against its hardware before any host is touched; one line per problem.
 
 Called first in deploy.py: deploy code runs for every host before pyinfra executes anything,
-and a DeployError there stops the whole run (pyinfra-idioms §7). The deploy file runs once per host,
+and a DeployError raised there stops the whole run before pyinfra executes any operation. The deploy file runs once per host,
 all at once, so the fleet is checked once, by the first of them, every host in parallel (a fleet of
 N hosts costs one fact round trip, not N); the others wait for that answer.
 """

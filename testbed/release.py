@@ -1,6 +1,6 @@
 """Publish the Ollama test double to the mirror as a release with the real artifact layout.
 
-Files and names match the official release (reference §4): `ollama-linux-<arch>.tar.zst` holding
+Files and names match the official release (docs/ollama-0.32.15.md §4): `ollama-linux-<arch>.tar.zst` holding
 `bin/ollama` and `lib/ollama/...`, plus `sha256sum.txt` with `./<file>` lines, under
 `<base>/v<version>/`. The tarball is reproducible (sorted, zero mtimes, root-owned), so its
 checksum only changes when the double's code does.

@@ -16,7 +16,7 @@ import requests
 
 from ollama_deploy.lib.settings import OllamaSettings
 
-# uname -m → the arch word in Ollama's artifact names (reference §4).
+# uname -m → the arch word in Ollama's artifact names (docs/ollama-0.32.15.md §4).
 ARCH_NAMES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 

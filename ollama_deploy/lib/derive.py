@@ -1,5 +1,5 @@
 """Settings the hardware implies. They fill only keys no data layer sets: group data, host data and
-`--data` override them. Profile files therefore leave these keys out, and the seeds' figures
+`--data` override them. Profiles (lib/profiles.py) therefore leave these keys out, and the seeds' figures
 come back out of the seeds' hardware (20 of 24 threads → CPUQuota=2000%, 32 GB → MemoryMax=20G).
 
 Example:

@@ -1,9 +1,10 @@
 """Every deploy setting, declared once: type, default, drop-in, target, description, whether Ollama reads it.
 
-Host data keys starting with `ollama_` are settings. Their values come from group_data/all.py,
-then the profile's group file, then per-host inventory data, then `--data` (pyinfra's own
-precedence). `resolve(host.data.dict())` validates them and returns an `OllamaSettings`.
-`dropins(settings)` turns that into the systemd drop-in files the deploy writes.
+Host data keys starting with `ollama_` are settings. Their values come from the profile
+(lib/profiles.py), then the settings given to deploy_ollama(), then group data, per-host inventory data
+and `--data` (pyinfra's own precedence). `resolve(data)` validates them and returns an `OllamaSettings`;
+each value's rule is a type from lib/checks.py. `dropins(settings)` (lib/dropins.py) turns that into
+the systemd drop-in files the deploy writes.
 
 Example:
     s = resolve({"ollama_keep_alive": "1h", "ollama_flash_attention": True})
@@ -40,7 +41,8 @@ from ollama_deploy.lib.checks import (
 )
 
 PREFIX = "ollama_"
-# Keys operators bring from the seeds: Ollama 0.32.15 never reads these variables (reference §3).
+# Keys operators bring from hand-tuned hosts (docs/hand-tuned-hosts.md): Ollama 0.32.15 never reads these
+# variables (docs/ollama-0.32.15.md §3).
 PLACEBOS = {
     "ollama_num_threads": "OLLAMA_NUM_THREADS is never read by Ollama; threads are the per-model parameter "
                           "num_thread: ollama_model_parameters = {'<model>': {'num_thread': N}}",

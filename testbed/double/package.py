@@ -1,7 +1,7 @@
 """Stage the ollama-deploy TEST DOUBLE as an Ollama-shaped release tree.
 
 ``stage_release`` lays out what ``ollama-linux-<arch>.tar.zst`` contains
-(reference §4), with the double in place of the real binaries::
+(docs/ollama-0.32.15.md §4), with the double in place of the real binaries::
 
     bin/ollama                               the double's launcher (mode 755)
     lib/ollama/test-double/ollama_double/    the double (stdlib-only Python)

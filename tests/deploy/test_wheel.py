@@ -1,6 +1,7 @@
 """The package as another pyinfra project uses it: a wheel built from the checkout, installed (not
 editable) in a fresh virtualenv, and a three-line deploy run from a directory outside the checkout."""
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -21,7 +22,12 @@ def _run(argv, cwd, timeout=600):
 def test_a_wheel_installed_elsewhere_deploys_with_its_templates(deploy_testbed, first_run, tmp_path):
     tb = deploy_testbed
     host = next(h.name for h in tb.hosts if h.profile == "cpu_xeon")
-    built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", PROJECT_ROOT], tmp_path)
+    # Built from a copy, as from an sdist: setuptools builds in-tree, and a stale build/ could hide a file
+    # the package lost.
+    source = tmp_path / "source"
+    shutil.copytree(PROJECT_ROOT, source, symlinks=True,
+                    ignore=shutil.ignore_patterns(".git", ".venv", "build", "reports", "*.egg-info", "__pycache__"))
+    built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", source], tmp_path)
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next((tmp_path / "dist").glob("ollama_deploy-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()

@@ -1,7 +1,8 @@
 """ollama_deploy/lib/hardware.py: the parsers on recorded HardwareFact output (tests/fixtures/hardware, provenance in
 SOURCES.md there), NVML through a stand-in, and the real fact command run on this machine.
 
-Expected values are read independently where they are recorded: the seed reports (shared/seeds), the
+Expected values are read independently where they are recorded: the seed reports (verbatim excerpts in
+tests/fixtures/hardware/seeds/; docs/hand-tuned-hosts.md describes the hosts), the
 testbed's hardware profiles (testbed/hardware/profiles/*/*.json), this machine's /proc and sysconf.
 """
 import inspect
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "hardware"
 PROFILES = ROOT / "testbed" / "hardware" / "profiles"
 REPLAY = ROOT / "testbed" / "hardware" / "nvidia_smi_replay.py"
-SEEDS = ROOT.parent / "shared" / "seeds"  # shared/ lies beside the checkout (and beside CI's clone)
+SEEDS = FIXTURES / "seeds"
 
 
 def lines(name):
@@ -62,10 +63,7 @@ def profile(name, kind):
 
 
 def seed(prefix):
-    found = sorted(SEEDS.glob(f"{prefix}_*.txt"))
-    if not found:
-        pytest.skip(f"seed {prefix} not available under {SEEDS}")
-    return found[0].read_text()
+    return (SEEDS / f"{prefix}.txt").read_text()
 
 
 def gpus_from_profile(name):

@@ -3,7 +3,7 @@
 It stands in for the real ``ollama`` binary on the testbed, where no real
 Ollama can be downloaded and no GPU exists.  Its machine-visible behaviour
 (HTTP API, journal lines in Go slog format, CLI output) imitates Ollama
-v0.32.15 as documented in ``shared/reference/ollama-source-facts.md``; it
+v0.32.15 as documented in ``docs/ollama-0.32.15.md``; it
 never runs a model.  Every human-facing entry point says it is a test double
 (``ollama --version`` prints a note on stderr, the simulated llama-server
 prints a banner line when it "loads" a model).
