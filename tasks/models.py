@@ -16,7 +16,7 @@ from pyinfra.operations import python
 from ollama_deploy.control.fleetcache import fleet_cache_on, model_for
 from ollama_deploy.facts.ollama import OllamaModels
 from ollama_deploy.gocompat.names import canonical_model, tuned_name
-from ollama_deploy.lib.operations import model_absent, model_pulled, model_tuned, models_seeded
+from ollama_deploy.lib.model_operations import model_absent, model_pulled, model_tuned, models_seeded
 from ollama_deploy.lib.plan import plan_for
 from ollama_deploy.lib.remote import shell
 from ollama_deploy.lib.settings import api_url, selected_models

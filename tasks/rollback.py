@@ -12,35 +12,14 @@ from __future__ import annotations
 import shlex
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase, StringCommand, deploy, operation
+from pyinfra.api import StringCommand, deploy, operation
 
 from ollama_deploy.control.summary import record_failure
+from ollama_deploy.facts.config import APPLIED, LAST_GOOD, ConfigDigest, digest_command
 from ollama_deploy.gocompat.hostport import connectable_host
 from ollama_deploy.lib.dropins import DROPIN_DIR
 from ollama_deploy.lib.plan import plan_for
 from ollama_deploy.lib.remote import shell
-
-LAST_GOOD = "/var/lib/ollama-deploy/last-good"
-# Digest of the configuration (and binary) the running Ollama was last started with.
-APPLIED = "/var/lib/ollama-deploy/applied-digest"
-CONFIG = f"/etc/systemd/system/ollama.service {DROPIN_DIR}/*.conf"
-
-
-def digest_command(prefix: str) -> str:
-    return f"cat {CONFIG} {prefix}/lib/ollama/.ollama-deploy-release 2>/dev/null | sha256sum | cut -c1-64"
-
-
-class ConfigDigest(FactBase[dict]):
-    """sha256 over the unit, drop-ins and installed release as they are on disk ("live"), as saved
-    in LAST_GOOD ("saved"), and as the running Ollama was started with ("applied")."""
-
-    def command(self, prefix="/usr/local"):
-        return (f"{digest_command(prefix)}; cat {LAST_GOOD}/digest 2>/dev/null || echo none; "
-                f"cat {APPLIED} 2>/dev/null || echo none")
-
-    def process(self, output):
-        live, saved, applied = (line.strip() for line in output[:3])
-        return {"live": live, "saved": saved, "applied": applied}
 
 
 def stale(prefix: str) -> bool:

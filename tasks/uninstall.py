@@ -17,6 +17,7 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from ollama_deploy.control.release import CACHE_DIR
+from ollama_deploy.facts.config import APPLIED, LAST_GOOD
 from ollama_deploy.lib.dropins import DROPIN_DIR, DROPIN_FILES
 from ollama_deploy.lib.operations import files_content
 from ollama_deploy.lib.plan import plan_for
@@ -25,7 +26,6 @@ from ollama_deploy.tasks.firewall import RULES
 from ollama_deploy.tasks.firewall import UNIT as FIREWALL_UNIT
 from ollama_deploy.tasks.firewall import UNIT_PATH as FIREWALL_UNIT_PATH
 from ollama_deploy.tasks.install import OLLAMA_HOME
-from ollama_deploy.tasks.rollback import APPLIED, LAST_GOOD
 from ollama_deploy.tasks.watch import FILES as CHECK_FILES
 from ollama_deploy.tasks.watch import METRICS_DIR
 from ollama_deploy.tasks.watch import TIMER as CHECK_TIMER

@@ -1,17 +1,15 @@
 """Host hardware as the deploy plans with it: CPU, memory, NVIDIA GPUs. Pure parsers of recorded
-command output (tested on fixtures), one pyinfra fact that gathers it all in one round trip, and
+command output (tested on fixtures; ollama_deploy.facts.hardware gathers it in one round trip), and
 the same shape from NVML when the deploy runs on the machine itself (`pyinfra @local deploy.py`).
 
 Example:
-    hw = host.get_fact(HardwareFact)
+    hw = parse_hardware(output_lines)
     hw.physical_cores, hw.mem_total_mib, [g.name for g in hw.gpus]
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-from pyinfra.api import FactBase, FactProcessError
 
 GPU_QUERY = "index,pci.bus_id,uuid,name,memory.total,memory.used,compute_cap,driver_version"
 
@@ -169,34 +167,6 @@ def apply_override(hw: Hardware, override: dict | None) -> Hardware:
         raise ParseError(f"facts_override: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
     values: dict[str, Any] = {k: (frozenset(v) if k == "cpu_flags" else v) for k, v in override.items()}
     return replace(hw, **values, overridden=tuple(sorted(override)))
-
-
-class HardwareFact(FactBase[Hardware]):
-    """CPU, memory and NVIDIA GPUs of a Linux host, in one command.
-
-    Physical cores come from the sysfs thread sibling lists (one distinct list per core); lscpu's
-    CORE column is numbered per CPU type and undercounts hybrid ARM chips such as the GB10.
-    """
-
-    def command(self):
-        return (
-            "echo '@@ uname'; uname -m; "
-            "echo '@@ lscpu'; lscpu -p=CPU,CORE,SOCKET 2>/dev/null || "
-            "awk '/^processor/{print $3\",\"$3\",0\"}' /proc/cpuinfo; "
-            "echo '@@ thread_siblings'; "
-            "cat /sys/devices/system/cpu/cpu[0-9]*/topology/thread_siblings_list 2>/dev/null; "
-            "echo '@@ cpuinfo'; grep -m2 -E '^(model name|flags|Features)' /proc/cpuinfo; "
-            "echo '@@ meminfo'; grep -E '^(MemTotal|SwapTotal):' /proc/meminfo; "
-            "echo '@@ nvidia-smi'; if command -v nvidia-smi >/dev/null 2>&1; then "
-            f"nvidia-smi --query-gpu={GPU_QUERY} --format=csv,noheader,nounits 2>&1; echo \"rc=$?\"; "
-            "else echo absent; fi"
-        )
-
-    def process(self, output):
-        try:
-            return parse_hardware(output)
-        except (ParseError, ValueError) as e:
-            raise FactProcessError(f"cannot read host hardware: {e}") from e
 
 
 def gpus_from_nvml(nvml) -> list[Gpu]:

@@ -16,6 +16,8 @@ from ollama_deploy.control.fleetcache import FleetCacheError, fleet_cache_on, mo
 from ollama_deploy.control.modelinfo import ModelNotFound, fetch_model_info
 from ollama_deploy.control.release import ReleaseError, artifact_for
 from ollama_deploy.control.summary import warn
+from ollama_deploy.facts.foreign import ForeignConfig
+from ollama_deploy.facts.hardware import HardwareFact
 from ollama_deploy.facts.ollama import OllamaModels
 from ollama_deploy.gocompat.envconfig import ollama_bool, parse_keep_alive
 from ollama_deploy.gocompat.names import canonical_model
@@ -28,7 +30,7 @@ from ollama_deploy.lib.budget import (
 )
 from ollama_deploy.lib.checks import QUANTIZED_KV
 from ollama_deploy.lib.derive import derive
-from ollama_deploy.lib.hardware import Hardware, HardwareFact, ParseError, apply_override, gpus_from_nvml
+from ollama_deploy.lib.hardware import Hardware, ParseError, apply_override, gpus_from_nvml
 from ollama_deploy.lib.modelshape import ModelInfoError
 from ollama_deploy.lib.profiles import GPU_PROFILES, PROFILES
 from ollama_deploy.lib.settings import (
@@ -40,7 +42,7 @@ from ollama_deploy.lib.settings import (
     resolve,
     selected_models,
 )
-from ollama_deploy.tasks.adopt import ForeignConfig, foreign_models_dir, verdicts
+from ollama_deploy.tasks.adopt import foreign_models_dir, verdicts
 
 # GPU library directories in the release artifact this tool installs, per arch (Dockerfile's amd64 and
 # arm64 stages, less what scripts/build_linux.sh packs into tarballs of their own); a value naming

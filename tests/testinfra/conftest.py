@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pytest
 import testinfra
 
-from ollama_deploy.lib.hardware import HardwareFact, parse_hardware
+from ollama_deploy.facts.hardware import HardwareFact
+from ollama_deploy.lib.hardware import parse_hardware
 from ollama_deploy.lib.inventory_data import load_host_data
 from ollama_deploy.lib.plan import hardware_of, settings_from
 from ollama_deploy.lib.settings import OllamaSettings

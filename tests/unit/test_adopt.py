@@ -1,8 +1,9 @@
 """tasks/adopt: seed 003's hand-made configuration (its drop-ins, an install.sh unit) read and judged
 the way the plan refuses or takes over such a host."""
+from ollama_deploy.facts.foreign import Directive, parse
 from ollama_deploy.lib.plan import _foreign_problems, settings_from
 from ollama_deploy.lib.profiles import PROFILES
-from ollama_deploy.tasks.adopt import Directive, foreign_models_dir, parse
+from ollama_deploy.tasks.adopt import foreign_models_dir
 from tests.unit.recorded import SEED003, gpus, machine
 from tests.unit.test_settings import group
 

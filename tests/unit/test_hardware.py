@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from pyinfra.api import FactProcessError
 
+from ollama_deploy.facts.hardware import HardwareFact
 from ollama_deploy.lib.hardware import (
     GPU_QUERY,
     Gpu,
-    HardwareFact,
     ParseError,
     apply_override,
     gpus_from_nvml,
