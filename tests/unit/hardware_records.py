@@ -1,15 +1,11 @@
 """Where the hardware tests find their recorded output, and readers for it (tests/unit/test_hardware*.py)."""
 
 import json
-import warnings
 from pathlib import Path
 
 from ollama_deploy.lib.hardware import (
     Gpu,
 )
-
-with warnings.catch_warnings():  # pynvml 13 warns that the nvidia-ml-py module it forwards to is the one to use
-    warnings.simplefilter("ignore", FutureWarning)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,6 @@ testbed's hardware profiles (testbed/hardware/profiles/*/*.json), this machine's
 import re
 import subprocess
 import sys
-import warnings
 
 import pytest
 from pyinfra.api import FactProcessError
@@ -34,9 +33,6 @@ from tests.unit.hardware_records import (
     section,
     seed,
 )
-
-with warnings.catch_warnings():  # pynvml 13 warns that the nvidia-ml-py module it forwards to is the one to use
-    warnings.simplefilter("ignore", FutureWarning)
 
 # ---------------------------------------------------------------- the recorded hosts
 

@@ -5,7 +5,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 from ollama_deploy.facts.hardware import HardwareFact
@@ -17,11 +16,6 @@ from tests.unit.hardware_records import (
     REPLAY,
     gpus_from_profile,
 )
-
-with warnings.catch_warnings():  # pynvml 13 warns that the nvidia-ml-py module it forwards to is the one to use
-    warnings.simplefilter("ignore", FutureWarning)
-
-
 
 # ---------------------------------------------------------------- the real command, here
 
