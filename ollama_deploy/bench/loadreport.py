@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
+from typing import Any
 
 SCHEMA = "ollama-deploy/benchmark/1"
 
@@ -102,11 +104,24 @@ def write_markdown(report: dict, out: Path) -> Path:
     return path
 
 
-def write_plot(samples: dict[str, dict[str, list[float]]], out: Path) -> Path:
-    """Latency distribution (box plot) and tokens/s per host, one PNG."""
-    import matplotlib
-    matplotlib.use("Agg")  # no display on servers and CI
+def pyplot() -> Any:
+    """matplotlib's pyplot for files (no display on servers and CI), or None with a note when the
+    optional plotting dependency is not installed: the figures and tables do not need it."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("plots skipped: pip install 'ollama-deploy[plots]' for them", file=sys.stderr)
+        return None
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
+
+
+def write_plot(samples: dict[str, dict[str, list[float]]], out: Path) -> Path | None:
+    """Latency distribution (box plot) and tokens/s per host, one PNG (None without matplotlib)."""
+    plt = pyplot()
+    if plt is None:
+        return None
 
     names = list(samples)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))

@@ -119,9 +119,9 @@ def write_outputs(host: str, rows: list[dict], chosen: dict | None, out: Path) -
 
 
 def _plot(host: str, rows: list[dict], out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = loadreport.pyplot()
+    if plt is None:
+        return
 
     fig, axes = plt.subplots(2, len(KEYS), figsize=(4 * len(KEYS), 6), squeeze=False)
     targets = rows[0]["targets"] if rows else {}
