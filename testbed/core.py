@@ -16,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ollama_deploy.control.release import parse_sums
+from ollama_deploy.gocompat import OLLAMA_VERSION
 
 from . import aptproxy, container, inventory, network, real_ollama, rootfs, tls
-from .layout import CACHE_ROOT, MIRROR_PORT, OLLAMA_VERSION, PROJECT_ROOT, STATE_ROOT, Testbed, TestbedError
+from .layout import CACHE_ROOT, MIRROR_PORT, PROJECT_ROOT, STATE_ROOT, Testbed, TestbedError
 from .models import publish_models
 from .real_models import publish_real_models
 from .release import publish_release

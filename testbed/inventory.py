@@ -10,8 +10,10 @@ import pprint
 import subprocess
 from pathlib import Path
 
+from ollama_deploy.gocompat import OLLAMA_VERSION
+
 from .container import hardware_description
-from .layout import OLLAMA_VERSION, Testbed
+from .layout import Testbed
 
 FACT_KEYS = ("arch", "cpu_model", "physical_cores", "threads", "mem_total_mib", "cpu_flags")
 

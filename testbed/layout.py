@@ -28,7 +28,6 @@ DEFAULT_NAME = "tb"
 MIRROR_PORT = 8701
 APT_PROXY_PORT = 3143  # not apt-cacher-ng's 3142, which its Debian package may already serve
 # The version the test double reports; the deploy pins the same version for the real artifact.
-OLLAMA_VERSION = "0.32.15"
 # Which Ollama each profile's hosts run: the real build (testbed/real_ollama.py, CPU only) or the test
 # double (testbed/double/), which stands in where a GPU is needed. OLLAMA_TESTBED_OLLAMA overrides per
 # profile, e.g. "cpu_xeon=double".

@@ -35,7 +35,9 @@ import tarfile
 import time
 from pathlib import Path
 
-from .layout import CACHE_ROOT, OLLAMA_VERSION
+from ollama_deploy.gocompat import OLLAMA_VERSION
+
+from .layout import CACHE_ROOT
 from .release import build_tarball, write_sums
 
 OLLAMA_MODULE = "github.com/ollama/ollama"

@@ -6,7 +6,7 @@ Files and names match the official release (docs/ollama-0.32.15.md §4): `ollama
 checksum only changes when the double's code does.
 
 Example:
-    publish_release(tb.mirror_root / "ollama/releases/download", "0.32.15", "http://10.201.0.1:8701")
+    publish_release(tb.mirror_root / "ollama/releases/download", OLLAMA_VERSION, "http://10.201.0.1:8701")
 """
 from __future__ import annotations
 

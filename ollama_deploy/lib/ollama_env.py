@@ -28,7 +28,6 @@ from ollama_deploy.gocompat.duration import go_format_duration
 from ollama_deploy.gocompat.envconfig import ollama_bool, ollama_uint, parse_keep_alive, parse_load_timeout
 from ollama_deploy.gocompat.hostport import ollama_host
 
-VERSION = "0.32.15"
 # Code of the `ollama` command-line client, its agent and the desktop app, not of `ollama serve`.
 CLIENT_DIRS = ("cmd/", "app/", "agent/", "api/")
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ollama_deploy.gocompat import OLLAMA_VERSION
 from ollama_deploy.gocompat.hostport import connectable_host
 from ollama_deploy.lib import checks
 from ollama_deploy.lib.checks import (
@@ -69,7 +70,7 @@ class OllamaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     # Install
-    ollama_version: Version = setting("0.32.15", "Ollama release to install (pinned).")
+    ollama_version: Version = setting(OLLAMA_VERSION, "Ollama release to install (pinned).")
     ollama_release_base_url: Url = setting(
         "https://github.com/ollama/ollama/releases/download",
         "Where releases live: <base>/v<version>/ollama-linux-<arch>.tar.zst (a mirror for air-gapped sites).")

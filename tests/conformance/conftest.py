@@ -36,11 +36,12 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from ollama_deploy.gocompat import OLLAMA_VERSION  # noqa: E402
 from testbed.double.package import stage_release  # noqa: E402
 from testbed.models import publish_models  # noqa: E402
 from testbed.real_models import publish_real_models  # noqa: E402
 
-VERSION = "0.32.15"
+VERSION = OLLAMA_VERSION
 CLOSED_PROXY = "http://127.0.0.1:9"  # discard port, nothing listens: any proxied request fails at once
 SAFE_ENV = {"OLLAMA_NO_CLOUD": "1", "HTTPS_PROXY": CLOSED_PROXY, "HTTP_PROXY": CLOSED_PROXY,
             "https_proxy": CLOSED_PROXY, "http_proxy": CLOSED_PROXY}

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from ollama_deploy.gocompat import OLLAMA_VERSION as VERSION
+
 # built-in origins, per host: http, https, http:*, https:*
 ORIGINS_BUILTIN = [f"{s}://{h}{p}" for h in ("localhost", "127.0.0.1", "0.0.0.0")
                    for p, s in (("", "http"), ("", "https"), (":*", "http"), (":*", "https"))]
@@ -115,7 +117,7 @@ def test_env_parse_rules_in_server_config(ollama, case):
     assert not any("level=WARN" in x and "keep" in x.lower() for x in srv.log().splitlines())
     if case.startswith("bools"):
         srv.line(f"Listening on 127.0.0.1:{srv.port} (version 0.32.15)")
-        assert srv.get("/api/version").json() == {"version": "0.32.15"}
+        assert srv.get("/api/version").json() == {"version": VERSION}
 
 
 def test_cpu_inference_compute_line(ollama):
@@ -136,7 +138,7 @@ def test_cpu_inference_compute_line(ollama):
 def test_version_and_root(ollama):
     srv = ollama.serve()
     r = srv.get("/api/version")
-    assert r.status_code == 200 and r.json() == {"version": "0.32.15"}
+    assert r.status_code == 200 and r.json() == {"version": VERSION}
     assert r.headers["Content-Type"] == "application/json; charset=utf-8"
     r = srv.get("/")
     assert (r.status_code, r.text) == (200, "Ollama is running")

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+from ollama_deploy.gocompat import OLLAMA_VERSION
 from testbed import core
 from testbed.deployrun import run_deploy
 from testbed.layout import PROJECT_ROOT
@@ -114,7 +115,7 @@ def test_air_gapped_install_uploads_the_artifact_instead_of_downloading(deploy_t
     assert run.rc == 0, run.stderr[-3000:]
     changed = [name for name, _ in run.changed_ops(host.name)]
     assert any(n.startswith("Install Ollama | Upload ollama-linux-amd64.tar.zst") for n in changed)
-    assert "Install Ollama | Ollama release 0.32.15" in changed
+    assert f"Install Ollama | Ollama release {OLLAMA_VERSION}" in changed
     assert access_log.read_text().count(f"{host.ip} GET /ollama/releases") == downloads_before
     assert ssh(tb, host.name, "ls /var/cache/ollama-deploy").stdout.strip() == ""  # upload not kept
 

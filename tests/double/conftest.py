@@ -25,10 +25,11 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from ollama_deploy.gocompat import OLLAMA_VERSION  # noqa: E402
 from testbed.double.package import stage_release  # noqa: E402
 from testbed.models import publish_models  # noqa: E402
 
-VERSION = "0.32.15"
+VERSION = OLLAMA_VERSION
 FAST = {"gpu": 400, "cpu": 200}
 
 # A Pascal card on a CUDA 13 driver, as the testbed's fake hardware reports it.

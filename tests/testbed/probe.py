@@ -1,6 +1,6 @@
 """Install an Ollama release from the testbed mirror on a host, by hand (checksum verified), and serve it
 as a transient unit on a port of its own, beside whatever the deploy installed."""
-from testbed.layout import OLLAMA_VERSION
+from ollama_deploy.gocompat import OLLAMA_VERSION
 
 INSTALL = """set -eu
 tmp=$(mktemp -d); cd "$tmp"

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from testbed.layout import OLLAMA_VERSION, Testbed
+from ollama_deploy.gocompat import OLLAMA_VERSION
+from testbed.layout import Testbed
 from tests.testbed.probe import install_and_serve, remove
 
 HOSTS = [h.name for h in Testbed.named().hosts]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ollama_deploy.gocompat import OLLAMA_VERSION
+
 # .../lib/ollama/test-double/ollama_double/config.py
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEST_DOUBLE_DIR = PACKAGE_DIR.parent
@@ -13,7 +15,7 @@ TEST_DOUBLE_DIR = PACKAGE_DIR.parent
 LIB_OLLAMA = TEST_DOUBLE_DIR.parent
 
 DEFAULTS = {
-    "version": "0.32.15",
+    "version": OLLAMA_VERSION,
     "arch": "amd64",
     "registry": "http://10.201.0.1:8701",
     "tokens_per_s": {"gpu": 80, "cpu": 12},
