@@ -19,7 +19,7 @@ from ollama_deploy.facts.config import APPLIED, LAST_GOOD, ConfigDigest, digest_
 from ollama_deploy.gocompat.hostport import connectable_host
 from ollama_deploy.lib.dropins import DROPIN_DIR
 from ollama_deploy.lib.plan import plan_for
-from ollama_deploy.lib.remote import shell
+from ollama_deploy.lib.remote import api_wait_script, shell
 
 
 def stale(prefix: str) -> bool:
@@ -83,17 +83,8 @@ def _shell(target, command: str) -> tuple[bool, str]:
 def wait_serving(target, api: str, timeout: int) -> str | None:
     """None once the API answers; else why not (a crash loop is caught after two automatic restarts,
     without waiting out the timeout), with the last journal lines."""
-    script = (f"start=$(systemctl show -p NRestarts --value ollama); end=$(($(date +%s) + {timeout})); "
-              f"while [ $(date +%s) -lt $end ]; do "
-              f"curl -fsS --max-time 1 {api}/api/version >/dev/null 2>&1 && exit 0; "
-              f"n=$(systemctl show -p NRestarts --value ollama); "
-              f"if [ $((n - start)) -ge 2 ]; then echo \"crash loop: restarted $((n - start)) times\"; exit 1; fi; "
-              f"sleep 0.2; done; echo 'no answer within {timeout}s'; exit 1")
-    ok, why = _shell(target, script)
-    if ok:
-        return None
-    _, journal = _shell(target, "journalctl -u ollama -n 8 -o cat --no-pager")
-    return f"{why.strip()}; last journal lines: {' | '.join(journal.splitlines()[-8:])}"
+    ok, why = _shell(target, api_wait_script(api, timeout))
+    return None if ok else why.strip()
 
 
 def _live_api(target) -> str:

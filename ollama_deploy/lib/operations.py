@@ -20,6 +20,7 @@ from ollama_deploy.facts.ollama import (
     UnitState,
     UserGroups,
 )
+from ollama_deploy.lib.remote import api_wait_script
 
 # Replaces bin/ollama and lib/ollama only after the download's sha256 matched and it unpacked;
 # the previous lib/ollama is swapped out by rename, never half-overwritten.
@@ -96,11 +97,7 @@ def api_answers(api: str = "http://127.0.0.1:11434", timeout: int = 60):
     if host.get_fact(OllamaVersion, api=api):
         host.noop(f"Ollama answers on {api}")
         return
-    tries = timeout * 10
-    yield StringCommand("sh", "-c", shlex.quote(
-        f"for i in $(seq {tries}); do curl -fsS --max-time 1 {api}/api/version >/dev/null 2>&1 && exit 0; "
-        f"sleep 0.1; done; echo \"ollama-deploy: Ollama API did not answer on {api} within {timeout}s; "
-        f"last journal lines:\" >&2; journalctl -u ollama -n 15 --no-pager >&2; exit 1"))
+    yield StringCommand("sh", "-c", shlex.quote(api_wait_script(api, timeout) + " >&2"))
 
 
 @operation()
