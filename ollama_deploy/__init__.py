@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["deploy_ollama", "uninstall_ollama", "verify_ollama"]
+__all__ = ["deploy_ollama", "deploy_site_registry", "uninstall_ollama", "verify_ollama"]
 
 if TYPE_CHECKING:
-    from ollama_deploy.entry import deploy_ollama, uninstall_ollama, verify_ollama
+    from ollama_deploy.entry import deploy_ollama, deploy_site_registry, uninstall_ollama, verify_ollama
 
 
 def __getattr__(name: str) -> Any:

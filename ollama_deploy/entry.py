@@ -1,4 +1,4 @@
-"""The deploys another pyinfra project calls: converge, verify, uninstall.
+"""The deploys another pyinfra project calls: converge, verify, uninstall, and the site registry.
 
 Example (an outside project's deploy.py, run as ``pyinfra -y inventory.py deploy.py``)::
 
@@ -21,12 +21,14 @@ from ollama_deploy.control.summary import failures_summarised_at_exit
 from ollama_deploy.control.tunnel import connections_without_nagle
 from ollama_deploy.lib import plan
 from ollama_deploy.lib.profiles import PROFILES
+from ollama_deploy.lib.site_registry_settings import GROUP as SITE_REGISTRY_GROUP
 from ollama_deploy.tasks.converge import converge
+from ollama_deploy.tasks.site_registry import site_registry
 from ollama_deploy.tasks.uninstall import uninstall_ollama as remove_ollama
 from ollama_deploy.tasks.verify import verify_host
 
 # pyinfra prefixes every operation name with these ("Ollama | Install Ollama | Unit ollama.service").
-DEPLOY_NAMES = ("Ollama", "Verify Ollama", "Uninstall Ollama")
+DEPLOY_NAMES = ("Ollama", "Verify Ollama", "Uninstall Ollama", "Site registry")
 
 
 def _use_call(settings: dict[str, Any] | None, profile: str | None) -> None:
@@ -45,6 +47,8 @@ def _use_call(settings: dict[str, Any] | None, profile: str | None) -> None:
 @deploy(DEPLOY_NAMES[0])
 def deploy_ollama(settings: dict[str, Any] | None = None, profile: str | None = None) -> None:
     """Install, configure, start, load models into and verify Ollama: the repository's deploy.py."""
+    if SITE_REGISTRY_GROUP in host.groups:  # deploy_site_registry's hosts
+        return
     _use_call(settings, profile)
     converge()
 
@@ -52,6 +56,8 @@ def deploy_ollama(settings: dict[str, Any] | None = None, profile: str | None = 
 @deploy(DEPLOY_NAMES[1])
 def verify_ollama(settings: dict[str, Any] | None = None, profile: str | None = None) -> None:
     """Check that each setting took effect, changing nothing."""
+    if SITE_REGISTRY_GROUP in host.groups:  # deploy_site_registry's hosts
+        return
     _use_call(settings, profile)
     # No fleet validation: verify must report a host whose hardware no longer matches its profile
     # (a GPU host fallen back to CPU) instead of refusing it.
@@ -61,5 +67,14 @@ def verify_ollama(settings: dict[str, Any] | None = None, profile: str | None = 
 @deploy(DEPLOY_NAMES[2])
 def uninstall_ollama(settings: dict[str, Any] | None = None, profile: str | None = None) -> None:
     """Remove what the deploy installed; models and the account stay unless settings say otherwise."""
+    if SITE_REGISTRY_GROUP in host.groups:  # deploy_site_registry's hosts
+        return
     _use_call(settings, profile)
     remove_ollama()
+
+
+@deploy(DEPLOY_NAMES[3])
+def deploy_site_registry() -> None:
+    """The site registry on the inventory's site_registry hosts (nothing on the others); call it before
+    deploy_ollama, whose hosts then pull from it (their data: ollama_site_registry)."""
+    site_registry()

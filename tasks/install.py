@@ -30,12 +30,17 @@ def host_tools(artifact_name: str) -> None:
     """What the install and the checks run on the host, from its own package sources, when missing:
     curl (the download, the API checks), CA certificates (Ollama pulls over HTTPS), zstd (the
     .tar.zst release). A bare Debian host has none of them; an installed one costs one fact."""
-    wanted = ["curl", "ca-certificates"] + (["zstd"] if artifact_name.endswith(".zst") else [])
+    debian_packages(["curl", "ca-certificates"] + (["zstd"] if artifact_name.endswith(".zst") else []),
+                    "Tools the install needs")
+
+
+def debian_packages(wanted: list[str], what: str) -> None:
+    """Install what is missing of `wanted` from the host's own sources (package lists updated first,
+    only then: a host that has them all costs one fact and changes nothing)."""
     missing = [p for p in wanted if p not in host.get_fact(DebPackages)]
     if missing:
-        apt.update(name="Package lists (tools missing)")
-        apt.packages(name=f"Tools the install needs: {', '.join(missing)}", packages=missing,
-                     no_recommends=True)
+        apt.update(name=f"Package lists ({what.lower()}: missing)")
+        apt.packages(name=f"{what}: {', '.join(missing)}", packages=missing, no_recommends=True)
 
 
 @deploy("Install Ollama")

@@ -9,14 +9,23 @@ Example (deploy.py):
 """
 from __future__ import annotations
 
+import functools
+
 from pyinfra import host
 from pyinfra.api import FactProcessError, deploy
 from pyinfra.operations import python
 
 from ollama_deploy.control.fleetcache import fleet_cache_on, model_for
+from ollama_deploy.control.siteregistry import load_model, site_name
 from ollama_deploy.facts.ollama import OllamaModels
 from ollama_deploy.gocompat.names import canonical_model, tuned_name
-from ollama_deploy.lib.model_operations import model_absent, model_pulled, model_tuned, models_seeded
+from ollama_deploy.lib.model_operations import (
+    model_absent,
+    model_pulled,
+    model_pulled_from_site,
+    model_tuned,
+    models_seeded,
+)
 from ollama_deploy.lib.plan import plan_for
 from ollama_deploy.lib.remote import shell
 from ollama_deploy.lib.settings import api_url, selected_models
@@ -38,6 +47,13 @@ def ensure_models():
     for model in models:
         info = plan.models.get(model)
         # A failed pull (no space, a registry error) does not stop the other models; the host fails at the end.
+        if settings.ollama_site_registry:
+            model_pulled_from_site(name=f"Model {model} from the site registry", model=model,
+                                   site_model=site_name(model, settings),
+                                   load=functools.partial(load_model, model, settings),
+                                   insecure=settings.ollama_site_registry.startswith("http://"),
+                                   api=api, ollama=ollama, _ignore_errors=True)
+            continue
         model_pulled(name=f"Model {model}", model=model, api=api, ollama=ollama, models_dir=settings.ollama_models_dir,
                      size_bytes=info.weights_bytes if info else 0, _ignore_errors=True)
     for model, parameters in settings.ollama_model_parameters.items():

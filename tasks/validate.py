@@ -15,6 +15,7 @@ from pyinfra.api import DeployError
 
 from ollama_deploy.lib.plan import plan_for
 from ollama_deploy.lib.settings import SettingsError
+from ollama_deploy.lib.site_registry_settings import GROUP as SITE_REGISTRY_GROUP
 
 _problems: list[str] | None = None  # what the fleet check found; None until it has run
 _CHECKING = threading.Lock()  # gevent-aware: pyinfra's CLI monkey-patches threading
@@ -35,7 +36,7 @@ def validate_inventory() -> None:
             # The hosts this run deploys to: a host that could not connect is already failed and listed
             # by pyinfra, and one outside --limit is not touched; checking them would abort the run.
             active = set(inventory.get_active_hosts())
-            targets = [target for target in inventory if target in active]
+            targets = [target for target in inventory if target in active and SITE_REGISTRY_GROUP not in target.groups]
             # imap keeps inventory order
             _problems = [p for found in gevent.pool.Pool(32).imap(_host_problems, targets) for p in found]
     if _problems:

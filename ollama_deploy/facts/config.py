@@ -34,3 +34,16 @@ class ConfigDigest(FactBase[dict]):
     def process(self, output):
         live, saved, applied = (line.strip() for line in output[:3])
         return {"live": live, "saved": saved, "applied": applied}
+
+
+class FilesDigest(FactBase[dict]):
+    """sha256 over `files` as they are on disk ("live") and as recorded in `stamp` when the service
+    reading them last (re)started ("applied"): they differ after a run died, or a restart failed,
+    between writing and applying."""
+
+    def command(self, files: str, stamp: str):
+        return f"cat {files} 2>/dev/null | sha256sum | cut -c1-64; cat {stamp} 2>/dev/null || echo none"
+
+    def process(self, output):
+        live, applied = (line.strip() for line in output[:2])
+        return {"live": live, "applied": applied}

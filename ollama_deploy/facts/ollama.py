@@ -93,15 +93,19 @@ class OllamaModelParameters(FactBase[dict | None]):
 
 
 class UnitState(FactBase[dict]):
-    """A systemd unit's state in one `systemctl show` (pyinfra's systemd facts list every unit):
-    {"active": "active", "enabled": "enabled", "main_pid": 1234}."""
+    """A systemd unit's state in one round trip (pyinfra's systemd facts list every unit):
+    {"active": "active", "enabled": "enabled", "main_pid": 1234}. "enabled" comes from
+    `systemctl is-enabled`, which reads the disk: `show`'s UnitFileState is what systemd saw at its
+    last daemon-reload, so a unit enabled with --no-reload would read as disabled until the next."""
 
     @staticmethod
     def default():
         return {"active": "inactive", "enabled": "not-found", "main_pid": 0}
 
     def command(self, unit):
-        return f"systemctl show {shlex.quote(unit)} -p ActiveState -p UnitFileState -p MainPID 2>/dev/null || true"
+        unit = shlex.quote(unit)
+        return (f"systemctl show {unit} -p ActiveState -p MainPID 2>/dev/null; "
+                f"echo UnitFileState=$(systemctl is-enabled {unit} 2>/dev/null)")
 
     def process(self, output):
         state = self.default()

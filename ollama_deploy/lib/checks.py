@@ -10,8 +10,11 @@ Example:
 from __future__ import annotations
 
 import ipaddress
+import os
 import posixpath
 import re
+import socket
+import urllib.parse
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator
@@ -196,6 +199,36 @@ def host(v):
     return v
 
 
+def pem_certificate(key: str, path: str) -> None:
+    """A control-node file holding a PEM certificate (read at plan time, so before any host changes)."""
+    try:
+        text = open(os.path.expanduser(path)).read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"key {key}, value {path!r}: cannot be read on the control node ({e})") from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ValueError(f"key {key}, value {path!r}: not a PEM certificate")
+
+
+def site_registry(url: str, http_networks: list[str]) -> None:
+    """https://name[:port], or http:// to an address inside one of `http_networks` (models cross the
+    network in the clear, so only where the operator said so)."""
+    why = f"key ollama_site_registry, value {url!r}"
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise ValueError(f"{why}: use https://name[:port] (or http:// on an allowed network)")
+    if parts.scheme == "https":
+        return
+    try:
+        address = ipaddress.ip_address(socket.getaddrinfo(parts.hostname, None)[0][4][0])
+    except (OSError, ValueError):
+        raise ValueError(f"{why}: {parts.hostname} does not resolve here, so it cannot be checked against "
+                         "ollama_site_registry_http_networks") from None
+    if not any(address in ipaddress.ip_network(n, strict=False) for n in http_networks):
+        raise ValueError(f"{why}: plain HTTP sends models in the clear; its address {address} is in no network of "
+                         f"ollama_site_registry_http_networks {http_networks}; use https with a site CA or add "
+                         "the network")
+
+
 def networks(v):
     for net in v:
         try:
@@ -240,6 +273,14 @@ def combinations(s):
         raise ValueError(f"key ollama_kv_cache_type, value {s.ollama_kv_cache_type!r}: with "
                          "ollama_flash_attention=False llama.cpp refuses a quantized V cache without flash "
                          "attention, so every model load fails; enable flash attention or use f16")
+    if s.ollama_site_ca_file is not None:
+        pem_certificate("ollama_site_ca_file", s.ollama_site_ca_file)
+    if s.ollama_site_registry is not None:
+        site_registry(s.ollama_site_registry, s.ollama_site_registry_http_networks)
+        if s.ollama_fleet_cache or s.ollama_models_local_dir is not None:
+            raise ValueError(f"key ollama_site_registry, value {s.ollama_site_registry!r}: models come either "
+                             "from the site registry or from the fleet cache; unset ollama_fleet_cache and "
+                             "ollama_models_local_dir, or this")
     models = {canonical_model(m) for m in s.ollama_models + s.ollama_extra_models}
     for model in s.ollama_model_parameters:
         if canonical_model(model) not in models:

@@ -12,9 +12,10 @@ import os
 import shlex
 
 from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api import FileUploadCommand, FunctionCommand, QuoteString, StringCommand, operation
 
 from ollama_deploy.control.fleetcache import sha256_of
+from ollama_deploy.control.siteregistry import SiteRegistryError
 from ollama_deploy.facts.ollama import (
     BLOBS_VERIFIED,
     BlobStates,
@@ -52,6 +53,42 @@ def model_pulled(model: str, api: str = "http://127.0.0.1:11434", ollama: str = 
                 f"{models_dir}: needs {need_mib} MiB, $free MiB free; nothing was removed\" >&2; exit 1; fi; {pull}")
     # The client talks to the API given by OLLAMA_HOST and exits non-zero on a streamed error.
     yield StringCommand("sh", "-c", shlex.quote(pull))
+
+
+def _loaded(state, host, load, model: str) -> bool:
+    """The FunctionCommand before a site pull: the control node loads the registry (once per run)."""
+    try:
+        load()
+    except SiteRegistryError as e:  # an expected failure: one line, no traceback
+        host.log(str(e), logger.error)
+        return False
+    return True
+
+
+@operation()
+def model_pulled_from_site(model: str, site_model: str, load, insecure: bool = False,
+                           api: str = "http://127.0.0.1:11434", ollama: str = "/usr/local/bin/ollama"):
+    """
+    Pull `model` from the site registry as `site_model`, then give it its ordinary name, unless
+    present. `load` (called on the control node first) makes the registry serve it.
+
+    **Example:**
+
+    .. code:: python
+
+        model_pulled_from_site(name="Model qwen2.5:0.5b", model="qwen2.5:0.5b",
+                               site_model="models.site:5443/library/qwen2.5:0.5b", load=lambda: None)
+    """
+    if canonical_model(model) in host.get_fact(OllamaModels, api=api):
+        host.noop(f"model {canonical_model(model)} present")
+        return
+    yield FunctionCommand(_loaded, (load, model), {})
+    client = f"env OLLAMA_HOST={shlex.quote(api)} {ollama}"
+    site, ordinary = shlex.quote(site_model), shlex.quote(model)
+    # cp writes one manifest; rm then keeps every blob the ordinary name's manifest still names.
+    yield StringCommand("sh", "-c", shlex.quote(
+        f"{client} pull {'--insecure ' if insecure else ''}{site} && {client} cp {site} {ordinary} && "
+        f"{client} rm {site} >/dev/null"))
 
 
 @operation()

@@ -42,6 +42,7 @@ from ollama_deploy.lib.checks import (
 )
 
 PREFIX = "ollama_"
+SITE_REGISTRY_PREFIX = "site_registry_"  # a site registry host's settings (lib/site_registry_settings.py)
 # Keys operators bring from hand-tuned hosts (docs/hand-tuned-hosts.md): Ollama 0.32.15 never reads these
 # variables (docs/ollama-0.32.15.md §3).
 PLACEBOS = {
@@ -88,6 +89,16 @@ class OllamaSettings(BaseModel):
         None, "Air-gapped sites: a directory on the control node in Ollama's models layout (manifests/, blobs/), "
               "such as a connected machine's ~/.ollama/models; models are verified and seeded from it over SSH "
               "(implies ollama_fleet_cache).")
+    ollama_site_registry: Url | None = setting(
+        None, "Models come from this registry at the site (https://name[:port]; a host of the inventory's "
+              "site_registry group, or an existing one): the control node loads each model into it once, hosts "
+              "pull it over the LAN with Ollama's own client and keep its ordinary name.")
+    ollama_site_registry_http_networks: Networks = setting(
+        [], "Networks on which the site registry may be reached over plain HTTP (http:// URLs only; the "
+            "registry's address must be in one of them).")
+    ollama_site_ca_file: str | None = setting(
+        None, "The site CA's certificate (PEM, a control-node path): added to each host's trust store, and "
+              "trusted by the control node when it loads the site registry.")
 
     # performance.conf
     ollama_flash_attention: bool | None = setting(
@@ -252,7 +263,7 @@ def misnamed_keys(data: dict[str, Any]) -> list[str]:
     (OLLAMA_KEEP_ALIVE), no `ollama_` prefix (keep_alive) or a misspelt one (olama_keep_alive)."""
     problems = []
     for key in data:
-        if key.startswith(PREFIX) or not isinstance(key, str):
+        if not isinstance(key, str) or key.startswith((PREFIX, SITE_REGISTRY_PREFIX)):
             continue
         bare = key.lower().removeprefix("ollama_").removeprefix("ollama")
         exact = PREFIX + bare if PREFIX + bare in OllamaSettings.model_fields else None
@@ -270,16 +281,17 @@ def resolve(data: dict[str, Any]) -> OllamaSettings:
     try:
         return OllamaSettings(**ours)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            key = str(err["loc"][0]) if err["loc"] else "?"
-            value = ours.get(key, "<missing>")
-            if err["type"] == "extra_forbidden":
-                reason = PLACEBOS.get(key) or "unknown setting" + _nearest(key)
-            else:
-                reason = err["msg"].removeprefix("Value error, ")
-            if not err["loc"]:  # a combination of settings: the message names the keys
-                lines.append(reason)
-                continue
-            lines.append(f"key {key}, value {value!r}: {reason}")
-        raise SettingsError(lines) from None
+        raise SettingsError(validation_problems(e, ours)) from None
+
+
+def validation_problems(e: ValidationError, values: dict[str, Any]) -> list[str]:
+    """One line per problem: key, value, reason (a combination's message names its keys itself)."""
+    lines = []
+    for err in e.errors():
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        if err["type"] == "extra_forbidden":
+            reason = PLACEBOS.get(key) or "unknown setting" + _nearest(key)
+        else:
+            reason = err["msg"].removeprefix("Value error, ")
+        lines.append(f"key {key}, value {values.get(key, '<missing>')!r}: {reason}" if err["loc"] else reason)
+    return lines
