@@ -3,6 +3,7 @@
 Examples:
     python3 -m testbed up                 # 3 hosts, one per profile (cpu_xeon, dual_gpu, dgx_spark)
     python3 -m testbed up --hosts 8 --name bench
+    python3 -m testbed up --name site --hosts 2 --site-registries 1   # hosts pull from site-registry-1
     python3 -m testbed status
     python3 -m testbed down
 """
@@ -39,10 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="boot the default testbed, deploy to it, print a report")
     for p in (p_up, p_st, p_down, p_stop, p_demo):
         p.add_argument("--hosts", type=int, help="number of hosts (default: as booted, else 3)")
+        p.add_argument("--site-registries", type=int,
+                       help="site registry hosts the Ollama hosts pull from (default: as booted, else 0)")
     args = ap.parse_args(argv)
     try:
         hosts = args.hosts or core.recorded_host_count(args.name) or 3
-        tb = Testbed.named(args.name, hosts=hosts, subnet=getattr(args, "subnet", None))
+        registries = args.site_registries if args.site_registries is not None else \
+            core.recorded_site_registries(args.name) or 0
+        tb = Testbed.named(args.name, hosts=hosts, subnet=getattr(args, "subnet", None), site_registries=registries)
         if args.command == "up":
             _print_up(tb, core.up(tb, boot_timeout=args.boot_timeout))
         elif args.command == "status":

@@ -56,8 +56,10 @@ def seed_host(host: Host, authorized_key: str) -> str:
     _write(root / "etc/hostname", host.name + "\n")
     # Minbase has no /etc/hosts; name resolution of the host's own name must work (sudo, Ollama).
     # The default registry's name (and the blob host it redirects to) lead to the testbed's mirror.
+    # The site registries resolve by name, as a site's DNS would answer for them.
+    site = "".join(f"{r.ip}\t{r.name}\n" for r in host.testbed.registry_hosts if r is not host)
     _write(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n::1\tlocalhost ip6-localhost\n"
-                               f"{host.testbed.gateway}\t{tls.REGISTRY_HOST} {tls.BLOB_HOST}\n")
+                               f"{host.testbed.gateway}\t{tls.REGISTRY_HOST} {tls.BLOB_HOST}\n{site}")
     _trust_testbed_ca(host)
     # The site's apt proxy (the hosts have no route out); the sources are debootstrap's own.
     _write(root / "etc/apt/apt.conf.d/00ollama-testbed-proxy", f'Acquire::http::Proxy "{host.testbed.apt_proxy}";\n')

@@ -62,18 +62,30 @@ def _publish_real_release(tb: Testbed, built: Path) -> dict[str, str]:
     return parse_sums((out / "sha256sum.txt").read_text())
 
 
+def _recorded(name: str) -> dict | None:
+    state = STATE_ROOT / name / "state.json"
+    return json.loads(state.read_text()) if state.exists() else None
+
+
 def recorded_host_count(name: str) -> int | None:
     """How many hosts testbed `name` was brought up with, or None if it is not up."""
-    state = STATE_ROOT / name / "state.json"
-    return json.loads(state.read_text())["host_count"] if state.exists() else None
+    was = _recorded(name)
+    return was["host_count"] if was else None
+
+
+def recorded_site_registries(name: str) -> int | None:
+    """How many site registry hosts testbed `name` was brought up with, or None if it is not up."""
+    was = _recorded(name)
+    return was.get("site_registries", 0) if was else None
 
 
 def _check_size(tb: Testbed) -> None:
-    was = recorded_host_count(tb.name)
-    if was is not None:
-        if was != tb.host_count:
-            raise TestbedError(f"testbed {tb.name} has {was} hosts, asked for {tb.host_count}: "
-                               f"run `python3 -m testbed down --name {tb.name}` first")
+    was = _recorded(tb.name)
+    asked = {"host_count": tb.host_count, "site_registries": len(tb.registry_hosts)}
+    if was is not None and {"site_registries": 0, **was} != asked:
+        raise TestbedError(f"testbed {tb.name} has {was['host_count']} hosts and {was.get('site_registries', 0)} "
+                           f"site registries, asked for {tb.host_count} and {len(tb.registry_hosts)}: "
+                           f"run `python3 -m testbed down --name {tb.name}` first")
 
 
 def up(tb: Testbed, boot_timeout: float = 45, cache_root: Path = CACHE_ROOT, log=print) -> dict:
@@ -84,10 +96,11 @@ def up(tb: Testbed, boot_timeout: float = 45, cache_root: Path = CACHE_ROOT, log
     tb.state_dir.mkdir(parents=True, exist_ok=True)
     pubkey = inventory.ensure_client_key(tb)
     network.ensure_bridge(tb)
+    network.ensure_site_names(tb)
     sums = ensure_mirror(tb, log=log)
     aptproxy.ensure(tb, cache_root)
     host_keys, to_boot = {}, []
-    for h in tb.hosts:
+    for h in tb.machines:
         running = container.nspawn_pid(h) is not None
         if not running:
             network.ensure_host_netns(h)
@@ -99,8 +112,8 @@ def up(tb: Testbed, boot_timeout: float = 45, cache_root: Path = CACHE_ROOT, log
     inventory.write_ssh_files(tb, host_keys)
     for h in to_boot:
         container.boot(h)
-    with ThreadPoolExecutor(max_workers=min(16, len(tb.hosts))) as pool:
-        futures = {h.name: pool.submit(container.wait_ready, h, tb.ssh_config, boot_timeout) for h in tb.hosts}
+    with ThreadPoolExecutor(max_workers=min(16, len(tb.machines))) as pool:
+        futures = {h.name: pool.submit(container.wait_ready, h, tb.ssh_config, boot_timeout) for h in tb.machines}
     errors, ready = [], {}
     for name, fut in futures.items():
         try:
@@ -108,19 +121,20 @@ def up(tb: Testbed, boot_timeout: float = 45, cache_root: Path = CACHE_ROOT, log
         except (TestbedError, subprocess.TimeoutExpired) as e:
             errors.append(str(e) if isinstance(e, TestbedError) else
                           f"host {name}: ssh timed out; log: {tb.host(name).console_log}")
-    (tb.state_dir / "state.json").write_text(json.dumps({"host_count": tb.host_count}))
+    (tb.state_dir / "state.json").write_text(json.dumps({"host_count": tb.host_count,
+                                                         "site_registries": len(tb.registry_hosts)}))
     inventory.write_inventory(tb, sums)
     if errors:
         raise TestbedError("\n".join(errors))
     booted = {h.name for h in to_boot}
     return {"seconds": time.monotonic() - started,
             "hosts": [{"name": h.name, "profile": h.profile, "ip": h.ip,
-                       "booted": h.name in booted, "ready_after_s": round(ready[h.name], 2)} for h in tb.hosts]}
+                       "booted": h.name in booted, "ready_after_s": round(ready[h.name], 2)} for h in tb.machines]}
 
 
 def status(tb: Testbed) -> list[dict]:
     rows = []
-    for h in tb.hosts:
+    for h in tb.machines:
         pid = container.nspawn_pid(h)
         state = "stopped"
         if pid:
@@ -159,6 +173,7 @@ def down(tb: Testbed) -> list[str]:
     for ns in network.testbed_namespaces(tb):
         subprocess.run(["ip", "netns", "del", ns], check=False)
     network.remove_bridge(tb)
+    network.remove_site_names(tb)
     shutil.rmtree(tb.state_dir, ignore_errors=True)
     tb.inventory_path.unlink(missing_ok=True)
     return leftovers(tb)
@@ -175,5 +190,7 @@ def leftovers(tb: Testbed) -> list[str]:
     left += [f"cgroup {d}" for d in container.testbed_cgroups(tb.name)]
     if subprocess.run(["ip", "link", "show", tb.bridge], capture_output=True).returncode == 0:
         left.append(f"link {tb.bridge}")
+    if network.has_site_names(tb):
+        left.append(f"{network.HOSTS_FILE} block for {tb.name}")
     left += [f"path {p}" for p in (tb.state_dir, tb.inventory_path) if p.exists()]
     return left

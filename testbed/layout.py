@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ollama_deploy.lib.profiles import PROFILES as PROFILE_DECLARATIONS
+from ollama_deploy.lib.site_registry_settings import GROUP as SITE_REGISTRY_GROUP
+from ollama_deploy.lib.site_registry_settings import SiteRegistrySettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Hosts take profiles in this order, so N hosts cover every profile once N >= 3.
@@ -31,6 +33,8 @@ APT_PROXY_PORT = 3143  # not apt-cacher-ng's 3142, which its Debian package may 
 # Which Ollama each profile's hosts run: the real build (testbed/real_ollama.py, CPU only) or the test
 # double (testbed/double/), which stands in where a GPU is needed. OLLAMA_TESTBED_OLLAMA overrides per
 # profile, e.g. "cpu_xeon=double".
+SITE_REGISTRY = SITE_REGISTRY_GROUP  # the profile (and inventory group) of site registry hosts
+SITE_REGISTRY_PORT = SiteRegistrySettings.model_fields["site_registry_port"].default
 OLLAMA_KINDS = {"cpu_xeon": "real", "dual_gpu": "double", "dgx_spark": "double"}
 # Linux interface names are limited to 15 bytes; "<name>-br" and "<name>v<NN>" must fit.
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
@@ -90,16 +94,20 @@ class Testbed:
     name: str
     host_count: int
     subnet: ipaddress.IPv4Network
-    hosts: tuple[Host, ...] = field(default=(), compare=False)
+    hosts: tuple[Host, ...] = field(default=(), compare=False)  # the Ollama hosts
     base: str = "full"  # the host image: testbed.rootfs.BASES
+    # Hosts of the inventory's site_registry group (profile "site_registry"), after the Ollama hosts;
+    # with any, the Ollama hosts pull their models from the first (ollama_site_registry).
+    registry_hosts: tuple[Host, ...] = field(default=(), compare=False)
 
     @classmethod
     def named(cls, name: str = DEFAULT_NAME, hosts: int = 3, subnet: str | None = None,
-              base: str = "full") -> Testbed:
+              base: str = "full", site_registries: int = 0) -> Testbed:
         if not _NAME_RE.match(name):
             raise TestbedError(f"testbed name {name!r}: use 1-8 lowercase letters/digits, starting with a letter")
-        if not 1 <= hosts <= 200:
-            raise TestbedError(f"testbed {name}: host count {hosts} must be between 1 and 200")
+        if not 1 <= hosts <= 200 or not 0 <= site_registries <= 4:
+            raise TestbedError(f"testbed {name}: host count {hosts} must be between 1 and 200, "
+                               f"site registries {site_registries} between 0 and 4")
         net = ipaddress.IPv4Network(subnet or _default_subnet(name))
         tb = cls(name, hosts, net, base=base)
         counters: dict[str, int] = {}
@@ -110,7 +118,20 @@ class Testbed:
             name_i = f"{profile.replace('_', '-')}-{counters[profile]}"
             members.append(Host(tb, i, profile, name_i, str(net.network_address + 10 + i)))
         object.__setattr__(tb, "hosts", tuple(members))
+        object.__setattr__(tb, "registry_hosts", tuple(
+            Host(tb, hosts + j, SITE_REGISTRY, f"site-registry-{j + 1}", str(net.network_address + 10 + hosts + j))
+            for j in range(site_registries)))
         return tb
+
+    @property
+    def machines(self) -> tuple[Host, ...]:
+        """Every container: the Ollama hosts, then the site registries."""
+        return self.hosts + self.registry_hosts
+
+    @property
+    def site_registry_url(self) -> str | None:
+        """What the Ollama hosts pull from (the first registry host's front), or None without one."""
+        return f"https://{self.registry_hosts[0].name}:{SITE_REGISTRY_PORT}" if self.registry_hosts else None
 
     @property
     def state_dir(self) -> Path:
@@ -172,7 +193,7 @@ class Testbed:
         return self.state_dir / "inventory.py"
 
     def host(self, name: str) -> Host:
-        for h in self.hosts:
+        for h in self.machines:
             if h.name == name:
                 return h
         raise TestbedError(f"testbed {self.name}: no host named {name!r}")

@@ -68,6 +68,41 @@ def remove_host_netns(host: Host) -> None:
     _ip("link", "del", host.veth, check=False)
 
 
+HOSTS_FILE = Path("/etc/hosts")
+
+
+def _names_block(tb: Testbed) -> tuple[str, str]:
+    return f"# ollama-testbed {tb.name} begin\n", f"# ollama-testbed {tb.name} end\n"
+
+
+def _without_names(text: str, tb: Testbed) -> str:
+    begin, end = _names_block(tb)
+    if begin not in text:
+        return text
+    head, _, rest = text.partition(begin)
+    return head + rest.partition(end)[2]
+
+
+def ensure_site_names(tb: Testbed) -> None:
+    """The control node resolves the site registries by name, as a site's DNS answers for them (the
+    loader connects by the name their certificates carry); a marked block of /etc/hosts, removed at down."""
+    text = HOSTS_FILE.read_text() if HOSTS_FILE.exists() else ""
+    begin, end = _names_block(tb)
+    block = begin + "".join(f"{r.ip}\t{r.name}\n" for r in tb.registry_hosts) + end if tb.registry_hosts else ""
+    wanted = _without_names(text, tb) + block
+    if wanted != text:
+        HOSTS_FILE.write_text(wanted)
+
+
+def remove_site_names(tb: Testbed) -> None:
+    if HOSTS_FILE.exists() and _names_block(tb)[0] in HOSTS_FILE.read_text():
+        HOSTS_FILE.write_text(_without_names(HOSTS_FILE.read_text(), tb))
+
+
+def has_site_names(tb: Testbed) -> bool:
+    return HOSTS_FILE.exists() and _names_block(tb)[0] in HOSTS_FILE.read_text()
+
+
 def testbed_namespaces(tb: Testbed) -> list[str]:
     """Every namespace this testbed may have made, also for hosts beyond its current size."""
     prefix = f"{tb.name}-"

@@ -38,5 +38,21 @@ def ensure_registry_cert(tls_dir: Path) -> dict[str, Path]:
     return paths
 
 
+def ensure_site_cert(tls_dir: Path, name: str, ip: str) -> dict[str, Path]:
+    """A site registry host's certificate from the testbed CA, for its name and its address (its front
+    redirects blob GETs from the name to the address, and Ollama checks both)."""
+    ca = ensure_registry_cert(tls_dir)
+    paths = {"cert": tls_dir / f"{name}.crt", "key": tls_dir / f"{name}.key"}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    csr, ext = tls_dir / f"{name}.csr", tls_dir / f"{name}.ext"
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", paths["key"], "-out", csr, "-subj", f"/CN={name}")
+    ext.write_text(f"subjectAltName=DNS:{name},IP:{ip}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+    _openssl("x509", "-req", "-in", csr, "-CA", ca["ca"], "-CAkey", ca["ca_key"], "-CAcreateserial",
+             "-out", paths["cert"], "-days", "3650", "-extfile", ext)
+    return paths
+
+
 def _openssl(*args) -> None:
     subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
