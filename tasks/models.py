@@ -40,7 +40,8 @@ def ensure_models():
     api = api_url(settings)
     models = [m for m in selected_models(settings) if m not in plan.missing]  # the plan warned about those
     if fleet_cache_on(settings):  # fetched once on the control node (at plan time), then copied; the pull below confirms
-        cached = [model_for(model, settings) for model in models]
+        on_host = host.get_fact(OllamaModels, api=api)  # read by the plan already: no extra round trip
+        cached = [model_for(model, settings, on_host.get(canonical_model(model))) for model in models]
         models_seeded(name="Seed models from the fleet cache", models_dir=settings.ollama_models_dir,
                       manifests={c.manifest_relpath: str(c.manifest) for c in cached},
                       blobs={name: str(path) for c in cached for name, path in c.blobs.items()})

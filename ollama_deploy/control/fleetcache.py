@@ -138,10 +138,11 @@ def release_for(artifact, settings) -> Path:
     return fetch_verified(artifact.url, dest, artifact.sha256)
 
 
-def model_for(name: str, settings) -> CachedModel:
-    """A model from the fleet cache or the air-gapped directory the host's settings name."""
+def model_for(name: str, settings, digest: str | None = None) -> CachedModel:
+    """A model from the fleet cache or the air-gapped directory the host's settings name; `digest`:
+    the manifest digest of the copy the host already has, if any."""
     return cached_model(name, settings.ollama_registry_url, settings.ollama_fleet_cache_dir,
-                        settings.ollama_models_local_dir)
+                        settings.ollama_models_local_dir, digest)
 
 
 @dataclass(frozen=True)
@@ -156,14 +157,22 @@ class CachedModel:
         return model_info_from_kv(name, read_kv(str(self.weights)), self.weights.stat().st_size)
 
 
-def cached_model(name: str, registry: str, cache_dir: str, local_dir: str | None = None) -> CachedModel:
+def cached_model(name: str, registry: str, cache_dir: str, local_dir: str | None = None,
+                 digest: str | None = None) -> CachedModel:
     """The model's manifest and every blob it names, digests verified: fetched once into the cache,
-    or taken from `local_dir` (Ollama's layout). Later calls in this run get the same answer."""
+    or taken from `local_dir` (Ollama's layout). Later calls in this run get the same answer. A host
+    that already has the model (its manifest `digest`) is never re-pulled, so when the cache holds
+    that same manifest, the registry is not asked at all: a no-op run fetches nothing."""
     key = (name, registry, cache_dir, local_dir)
     with _lock(repr(key)):
-        if key not in _MODELS:
-            _MODELS[key] = _from_local_dir(name, Path(local_dir).expanduser()) if local_dir \
-                else _from_registry(name, registry, Path(cache_dir).expanduser() / "models")
+        if key in _MODELS:
+            return _MODELS[key]
+        if digest and not local_dir:
+            kept = _kept(name, Path(cache_dir).expanduser() / "models", digest)
+            if kept is not None:
+                return kept  # not remembered for the run: a host without the model still asks the registry
+        _MODELS[key] = _from_local_dir(name, Path(local_dir).expanduser()) if local_dir \
+            else _from_registry(name, registry, Path(cache_dir).expanduser() / "models")
         return _MODELS[key]
 
 
@@ -191,6 +200,22 @@ def _cached(name: str, relpath: str, manifest: Path, blobs: dict[str, Path], lay
     if not weights:
         raise FleetCacheError(f"{name}: the manifest has no model layer")
     return CachedModel(relpath, manifest, blobs, weights[0])
+
+
+def _kept(name: str, root: Path, digest: str) -> CachedModel | None:
+    """The cache's copy of `name` if its manifest has `digest` and every blob it names verifies."""
+    manifest = root / _relpath(name)
+    try:
+        content = manifest.read_bytes()
+    except OSError:
+        return None
+    if "sha256:" + hashlib.sha256(content).hexdigest() != digest:
+        return None
+    layers = _layers(name, content)
+    blobs = {file_name: root / "blobs" / file_name for file_name, _ in map(_blob, layers)}
+    if not all(verified(blobs[file_name], sha256) for file_name, sha256 in map(_blob, layers)):
+        return None
+    return _cached(name, _relpath(name), manifest, blobs, layers)
 
 
 def _from_registry(name: str, registry: str, root: Path) -> CachedModel:

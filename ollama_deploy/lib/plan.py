@@ -231,7 +231,7 @@ def _model_info(model: str, settings: OllamaSettings, digest: str | None = None)
     its manifest and GGUF header are read from the registry, unless `digest` (the manifest digest of
     the model the host already has) was read before: then nothing is."""
     if fleet_cache_on(settings):
-        return model_for(model, settings).info(model)
+        return model_for(model, settings, digest).info(model)
     return fetch_model_info(model, settings.ollama_registry_url, digest=digest)
 
 

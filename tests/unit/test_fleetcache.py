@@ -40,6 +40,18 @@ def test_a_new_run_reuses_intact_files_and_refetches_a_damaged_one(registry, tmp
     assert len(_gets(registry, "blobs")) == len(model.blobs) + 1  # only the damaged blob came again
 
 
+def test_a_rerun_for_a_host_that_has_the_model_asks_the_registry_nothing(registry, tmp_path):
+    model = cached_model("testbed/tiny", registry.url, str(tmp_path))
+    digest = "sha256:" + fleetcache.sha256_of(model.manifest)
+    fleetcache.clear_cache()  # a new run
+    before = len(registry.httpd.log)
+    kept = cached_model("testbed/tiny", registry.url, str(tmp_path), digest=digest)
+    assert len(registry.httpd.log) == before and kept.weights == model.weights
+    # A host with another copy (the tag moved), or none, still asks the registry.
+    cached_model("testbed/tiny", registry.url, str(tmp_path), digest="sha256:" + "0" * 64)
+    assert [p for p, _ in registry.httpd.log[before:] if "/manifests/" in p]
+
+
 def test_a_file_changed_after_verification_is_checked_again(tmp_path):
     fleetcache.clear_cache()
     path = tmp_path / "blob"
