@@ -102,7 +102,8 @@ class Testbed:
 
     @classmethod
     def named(cls, name: str = DEFAULT_NAME, hosts: int = 3, subnet: str | None = None,
-              base: str = "full", site_registries: int = 0) -> Testbed:
+              base: str = "full", site_registries: int = 0, profiles: tuple[str, ...] = PROFILES) -> Testbed:
+        """`profiles`: the order hosts take profiles in (the benchmarks use CPU hosts only, so real Ollama)."""
         if not _NAME_RE.match(name):
             raise TestbedError(f"testbed name {name!r}: use 1-8 lowercase letters/digits, starting with a letter")
         if not 1 <= hosts <= 200 or not 0 <= site_registries <= 4:
@@ -113,7 +114,7 @@ class Testbed:
         counters: dict[str, int] = {}
         members = []
         for i in range(hosts):
-            profile = PROFILES[i % len(PROFILES)]
+            profile = profiles[i % len(profiles)]
             counters[profile] = counters.get(profile, 0) + 1
             name_i = f"{profile.replace('_', '-')}-{counters[profile]}"
             members.append(Host(tb, i, profile, name_i, str(net.network_address + 10 + i)))

@@ -109,6 +109,9 @@ class RealSpec:
 REAL_CATALOG = [RealSpec("real-tiny", head_count=2), RealSpec("real-tiny-hd16", head_count=4),
                 RealSpec("real-tiny-think", head_count=2, template=THINK_TEMPLATE),
                 RealSpec("real-tiny-embed", head_count=2, pooling_type=1)]
+# Tens of MB (34 MB), so that bytes dominate a fleet benchmark (bench/site.py); not published by default.
+BENCH_SPEC = RealSpec("real-bench", head_count=16, head_count_kv=16, block_count=4, embedding_length=512,
+                      feed_forward_length=2048)
 
 
 def vocabulary() -> tuple[list[str], list[float], list[int]]:
@@ -217,7 +220,7 @@ def model_blobs(spec: RealSpec) -> tuple[bytes, list[tuple[dict, bytes]]]:
     return json.dumps(manifest, separators=(",", ":")).encode(), [(config_desc, config_bytes)] + layers
 
 
-def publish_real_models(mirror_root) -> list[dict]:
-    """Write every REAL_CATALOG model under ``mirror_root`` (v2/<ns>/<model>/{manifests,blobs});
+def publish_real_models(mirror_root, specs: list[RealSpec] = REAL_CATALOG) -> list[dict]:
+    """Write every model of `specs` (default: REAL_CATALOG) under ``mirror_root`` (v2/<ns>/<model>/{manifests,blobs});
     returns ``[{"name", "digest" (of the manifest), "total_bytes"}]`` like publish_models."""
-    return publish_catalog(mirror_root, REAL_CATALOG, model_blobs)
+    return publish_catalog(mirror_root, specs, model_blobs)
