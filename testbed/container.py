@@ -144,6 +144,21 @@ def remove_cgroup_tree(top: Path) -> None:
         top.rmdir()
 
 
+INOTIFY_INSTANCES = "/proc/sys/fs/inotify/max_user_instances"
+INOTIFY_PER_HOST = 32  # a booted Debian 12 systemd with sshd, journald and Ollama holds about 10-15
+
+
+def ensure_inotify_room(hosts: int) -> None:
+    """Raise the inotify instance limit (all containers run as root, so share root's: the default
+    128 runs out near 20 hosts, and a host's systemd then exits with "Failed to allocate manager
+    object: Too many open files") to room for `hosts` more; never lowered."""
+    have = int(Path(INOTIFY_INSTANCES).read_text())
+    running = len(list(Path("/run/systemd/nspawn/propagate").glob("*")))  # one entry per running container
+    want = 128 + INOTIFY_PER_HOST * (hosts + running)
+    if want > have:
+        Path(INOTIFY_INSTANCES).write_text(str(want))
+
+
 def boot(host: Host) -> int:
     """Start systemd-nspawn -b in the host's namespace and its own cgroups; return nspawn's pid.
 

@@ -110,6 +110,7 @@ def up(tb: Testbed, boot_timeout: float = 45, cache_root: Path = CACHE_ROOT, log
         if not running:
             to_boot.append(h)
     inventory.write_ssh_files(tb, host_keys)
+    container.ensure_inotify_room(len(to_boot))
     for h in to_boot:
         container.boot(h)
     with ThreadPoolExecutor(max_workers=min(16, len(tb.machines))) as pool:

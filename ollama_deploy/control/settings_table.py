@@ -1,4 +1,5 @@
-"""The README's settings table, generated from the declarations in ollama_deploy/lib/settings.py.
+"""The README's settings tables, generated from the declarations in ollama_deploy/lib/settings.py
+(Ollama hosts) and ollama_deploy/lib/site_registry_settings.py (site registry hosts).
 
     .venv/bin/python -m ollama_deploy.control.settings_table     # rewrite the table in README.md (a test fails when stale)
 """
@@ -10,8 +11,10 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from ollama_deploy.lib.checks import declared
 from ollama_deploy.lib.ollama_env import side
 from ollama_deploy.lib.settings import OllamaSettings
+from ollama_deploy.lib.site_registry_settings import SiteRegistrySettings
 
 TABLE_START, TABLE_END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+SITE_START, SITE_END = "<!-- site-registry-table:start -->", "<!-- site-registry-table:end -->"
 
 
 def type_name(annotation: Any) -> str:
@@ -47,13 +50,27 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def site_registry_table() -> str:
+    """One row per setting of a site registry host."""
+    rows = ["| setting | type | default | description |", "|---|---|---|---|"]
+    for key, field in SiteRegistrySettings.model_fields.items():
+        rows.append(f"| `{key}` | `{type_name(field.annotation)}` | `{field.default!r}` "
+                    f"| {(field.description or '').replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+TABLES = ((TABLE_START, TABLE_END, settings_table), (SITE_START, SITE_END, site_registry_table))
+
+
 def update_readme(path: str = "README.md") -> bool:
-    """Rewrite the table between the markers in README.md; True when it changed."""
+    """Rewrite the tables between their markers in README.md; True when one changed."""
     with open(path) as f:
         text = f.read()
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    new = f"{head}{TABLE_START}\n{settings_table()}\n{TABLE_END}{tail}"
+    new = text
+    for start, end, table in TABLES:
+        head, rest = new.split(start, 1)
+        _, tail = rest.split(end, 1)
+        new = f"{head}{start}\n{table()}\n{end}{tail}"
     if new != text:
         with open(path, "w") as f:
             f.write(new)
@@ -61,4 +78,4 @@ def update_readme(path: str = "README.md") -> bool:
 
 
 if __name__ == "__main__":
-    print("README.md settings table " + ("updated" if update_readme() else "already current"))
+    print("README.md settings tables " + ("updated" if update_readme() else "already current"))

@@ -1,16 +1,19 @@
 """The README's settings table is generated from the one declaration and kept current."""
 from pathlib import Path
 
-from ollama_deploy.control.settings_table import TABLE_END, TABLE_START, settings_table
+import pytest
+
+from ollama_deploy.control.settings_table import TABLES, settings_table
 from ollama_deploy.lib.settings import OllamaSettings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_readme_table_is_current():
+@pytest.mark.parametrize("start, end, table", TABLES, ids=[t[2].__name__ for t in TABLES])
+def test_readme_tables_are_current(start, end, table):
     text = README.read_text()
-    current = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
-    assert current == settings_table(), "run: .venv/bin/python -m ollama_deploy.control.settings_table"
+    current = text.split(start, 1)[1].split(end, 1)[0].strip()
+    assert current == table(), "run: .venv/bin/python -m ollama_deploy.control.settings_table"
 
 
 def test_table_has_one_row_per_declared_setting():
