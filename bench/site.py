@@ -53,7 +53,6 @@ class Result:
     noop: Run
     model_bytes: int
     artifact_bytes: int
-    notes: list[str] = field(default_factory=list)
 
 
 def children_cpu_s() -> float:
@@ -139,17 +138,16 @@ def report(results: list[Result], rate: str, rate_bps: float) -> list[str]:
                "| no-op changes | no-op commands/host (+ s at 20 ms RTT) |")
     out.append("|" + "---|" * 12)
     for r in results:
-        one = next(x for x in results if x.mode == r.mode and x.hosts == min(
-            y.hosts for y in results if y.mode == r.mode))
+        one = fewest_hosts(results, r.mode)
         u = r.fresh.uplink
-        parts = " / ".join(f"{u.get(k, 0) / MB:.1f}" for k, _ in [v for v in uplink.CLASSES.values()])
+        parts = " / ".join(f"{u.get(kind, 0) / MB:.1f}" for kind, _ in uplink.CLASSES.values())
         out.append(f"| {r.mode} | {r.hosts} | {r.fresh.seconds:.1f} | {r.fresh.seconds / one.fresh.seconds:.2f} | "
                    f"{r.fresh.control_cpu_s / r.hosts:.2f} | {parts} | {model_copies(r):.2f} | "
                    f"{r.noop.seconds:.1f} | {r.noop.seconds / r.hosts:.2f} | {len(r.noop.registry_requests)} | "
                    f"{r.noop.changes} | {r.noop.commands_per_host:.0f} (+{r.noop.commands_per_host * RTT_S:.1f}) |")
     out.append("")
     for r in results:
-        one = min((x for x in results if x.mode == r.mode), key=lambda x: x.hosts)
+        one = fewest_hosts(results, r.mode)
         target = {8: 1.5, 32: 3.0}.get(r.hosts)
         ratio = r.fresh.seconds / one.fresh.seconds
         if target and ratio > target:
@@ -163,6 +161,11 @@ def report(results: list[Result], rate: str, rate_bps: float) -> list[str]:
                        f"{len(r.noop.registry_requests)} registry requests, {r.noop.changes} changes (target < 1 s, 0, 0)")
             out += [f"    {line}" for line in r.noop.registry_requests[:5]]
     return out
+
+
+def fewest_hosts(results: list[Result], mode: str) -> Result:
+    """The run each of `mode`'s ratios is taken against (1 host, when measured)."""
+    return min((x for x in results if x.mode == mode), key=lambda x: x.hosts)
 
 
 def model_copies(r: Result) -> float:
@@ -186,7 +189,10 @@ def main() -> int:
     ap.add_argument("--rate", default="100mbit")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     args = ap.parse_args()
-    rate_bps = float(re.match(r"(\d+)mbit$", args.rate).group(1)) * 1e6
+    rate = re.fullmatch(r"(\d+)mbit", args.rate)
+    if rate is None:
+        ap.error(f"--rate {args.rate!r}: use <N>mbit, e.g. 100mbit")
+    rate_bps = float(rate.group(1)) * 1e6
     results = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="site-bench-") as cache:
