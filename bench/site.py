@@ -171,14 +171,15 @@ def fewest_hosts(results: list[Result], mode: str) -> Result:
 def model_copies(r: Result) -> float:
     """How many times the model's bytes crossed the uplink. Direct: the outside registry's bytes less
     the artifacts; fleet cache: SSH less the artifacts (both pushed by the control node) and the
-    commands' own traffic (taken as the no-op run's); site registry: the loads into it."""
+    commands' own traffic (taken as the no-op run's); site registry: the loads into it less the
+    artifact's one load."""
     u, artifacts = r.fresh.uplink, r.hosts * r.artifact_bytes
     if r.mode == "direct":
         model = u.get("outside registry", 0) - artifacts
     elif r.mode == "fleet":
         model = u.get("ssh", 0) - artifacts - r.noop.uplink.get("ssh", 0)
     else:
-        model = u.get("site registry loads", 0)
+        model = u.get("site registry loads", 0) - r.artifact_bytes
     return max(model, 0) / r.model_bytes
 
 

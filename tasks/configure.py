@@ -10,14 +10,12 @@ from pathlib import Path
 import jinja2
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import server
 
 from ollama_deploy.lib.dropins import DROPIN_DIR, DROPIN_FILES, DropinLine, dropins
 from ollama_deploy.lib.operations import files_content
 from ollama_deploy.lib.plan import plan_for
 
 RESUME_HOOK = "/usr/lib/systemd/system-sleep/ollama-nvidia-uvm"
-SITE_CA = "/usr/local/share/ca-certificates/ollama-site-ca.crt"  # update-ca-certificates reads *.crt here
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 _JINJA = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True, lstrip_blocks=True,
                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
@@ -40,10 +38,6 @@ def configure_ollama():
     # Not a restart trigger: the hook only runs at resume.
     files_content(name="Resume hook (nvidia_uvm)", mode="755", files={
         RESUME_HOOK: render("ollama-resume.sh.j2") if settings.ollama_resume_fix else None})
-    # Go reads the trust store once per process: a new site CA needs a restart before the next pull.
-    site_ca = files_content(name="Site CA", files={
-        SITE_CA: Path(settings.ollama_site_ca_file).expanduser().read_text() if settings.ollama_site_ca_file else None})
-    server.shell(name="Trust store (site CA)", commands=["update-ca-certificates"], _if=site_ca.did_change)
-    return [site_ca, files_content(name="Drop-ins", files={
+    return [files_content(name="Drop-ins", files={
         f"{DROPIN_DIR}/{file_name}": render_dropin(file_name, wanted[file_name]) if file_name in wanted else None
         for file_name in DROPIN_FILES})]

@@ -5,17 +5,20 @@ Example (deploy.py):
 """
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from io import StringIO
+from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import Groups
-from pyinfra.operations import apt, files
+from pyinfra.operations import apt, files, server
 
 from ollama_deploy.control.fleetcache import fleet_cache_on, release_for
 from ollama_deploy.control.release import CACHE_DIR, Artifact, artifact_for, auth_headers
+from ollama_deploy.control.siteregistry import load_release, release_url
 from ollama_deploy.facts.ollama import InstalledRelease
 from ollama_deploy.lib.checks import listens_on_loopback
 from ollama_deploy.lib.operations import account_applied, files_content, release_installed
@@ -24,6 +27,7 @@ from ollama_deploy.tasks.adopt import taken_over
 from ollama_deploy.tasks.configure import render
 
 OLLAMA_HOME = "/usr/share/ollama"
+SITE_CA = "/usr/local/share/ca-certificates/ollama-site-ca.crt"  # update-ca-certificates reads *.crt here
 
 
 def host_tools(artifact_name: str) -> None:
@@ -54,7 +58,17 @@ def install_ollama():
                          stamp=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     artifact = artifact_for(settings, plan.hardware.arch)
     host_tools(artifact.name)
-    if fleet_cache_on(settings) and not artifact.local_path:
+    # Go reads the trust store once per process: a new site CA needs a restart before the next pull.
+    # Before the download, which may come from the site registry too.
+    site_ca = files_content(name="Site CA", files={
+        SITE_CA: Path(settings.ollama_site_ca_file).expanduser().read_text() if settings.ollama_site_ca_file else None})
+    server.shell(name="Trust store (site CA)", commands=["update-ca-certificates"], _if=site_ca.did_change)
+    load_into_site = None
+    if settings.ollama_site_registry:
+        # Loaded into the site registry once per run (from the control node), fetched by each host over the LAN.
+        load_into_site = functools.partial(load_release, artifact, settings)
+        artifact = Artifact(artifact.name, release_url(artifact, settings), artifact.sha256)
+    elif fleet_cache_on(settings) and not artifact.local_path:
         # Fetched once for the fleet on the control node (verified), then uploaded like an air-gapped one.
         artifact = Artifact(artifact.name, f"file://{CACHE_DIR}/{artifact.name}", artifact.sha256,
                             str(release_for(artifact, settings)))
@@ -86,8 +100,8 @@ def install_ollama():
                   dest=curl_config, mode="600", _if=not_installed)
     binary = release_installed(name=f"Ollama release {settings.ollama_version}",
                                url=artifact.url, sha256=artifact.sha256, prefix=settings.ollama_prefix,
-                               cache_dir=CACHE_DIR, curl_config=curl_config)
+                               cache_dir=CACHE_DIR, curl_config=curl_config, load=load_into_site)
     unit = files_content(name="Unit ollama.service", files={"/etc/systemd/system/ollama.service": render(
         "ollama.service.j2", prefix=settings.ollama_prefix, home=OLLAMA_HOME, models_dir=settings.ollama_models_dir,
         gpu=bool(plan.hardware.gpus), firewall=not listens_on_loopback(settings.ollama_host))})
-    return [adopted, binary, unit]
+    return [adopted, site_ca, binary, unit]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyinfra import host, logger
+from pyinfra import host, inventory, logger
 from pyinfra.api import DeployError, StringCommand, operation
 from pyinfra.facts.server import Command
 from pyinfra.operations import python, server, systemd
@@ -94,10 +94,35 @@ def _serves(state, host, s: SiteRegistrySettings) -> bool:
     return True
 
 
+@operation()
+def steps_done_everywhere():
+    """
+    Nothing on any host: called on every host of the run, this one operation orders the registry's
+    steps before every host's pulls. pyinfra merges the hosts' operation lists into one order (a
+    topological sort), and lists with no operation in common interleave: without it the first host
+    asked the registry for the Ollama release before the registry was installed.
+
+    **Example:**
+
+    .. code:: python
+
+        steps_done_everywhere(name="Site registry ready for the hosts")
+    """
+    host.noop("the site registry's steps are done" if GROUP in host.groups else "pulls wait for the site registry")
+    return
+    yield
+
+
 def site_registry() -> None:
-    """The registry's steps on a host of the site_registry group."""
-    if GROUP not in host.groups:
+    """The registry's steps on a host of the site_registry group (then one no-op on every host)."""
+    if not inventory.get_group(GROUP, []):
         return
+    if GROUP in host.groups:
+        _registry_steps()
+    steps_done_everywhere(name="Site registry ready for the hosts")
+
+
+def _registry_steps() -> None:
     s = _settings()
     debian_packages(["docker-registry", "nginx-light", "curl"], "The site registry and its front")
     sandbox = files_content(name="Registry sandbox", files={SANDBOX: render("site-registry-hardening.conf.j2")})

@@ -11,24 +11,32 @@ name (``ollama cp`` writes only a manifest) and the site name removed (``ollama 
 another manifest names: manifest.RemoveLayers in Ollama 0.32.15), so clients see what a direct pull
 gives.
 
+The Ollama release artifact goes the same way: loaded once as a blob of the repository
+``ollama-deploy/releases`` (its sha256 is its digest), then fetched by each host from the site's blob
+URL (curl follows the front's 307) and checked against the same pinned sha256. No manifest names it, so
+``registry garbage-collect`` removes it; the next run that needs it sends it again.
+
 Example:
     load_model("qwen2.5:0.5b", settings)      # -> bytes sent to the site registry (0 when it had it)
     site_name("qwen2.5:0.5b", settings)       # -> 'models.site:5443/library/qwen2.5:0.5b'
+    load_release(artifact, settings); release_url(artifact, settings)   # -> 'https://models.site:5443/v2/...'
 """
 from __future__ import annotations
 
 import hashlib
 import threading
 import urllib.parse
+from pathlib import Path
 
 import requests
 from pyinfra import logger
 
-from ollama_deploy.control.fleetcache import cached_model
+from ollama_deploy.control.fleetcache import FleetCacheError, cached_model, release_for
 from ollama_deploy.gocompat.names import parse_model_name
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"  # what Ollama writes and asks for
-_LOADED: dict[tuple[str, str], int] = {}  # (registry, model) -> bytes sent, this run
+RELEASES_REPO = "ollama-deploy/releases"
+_LOADED: dict[tuple[str, str], int] = {}  # (registry, model or release sha256) -> bytes sent, this run
 _GUARD = threading.Lock()  # gevent-aware under pyinfra: one load per model, the other hosts wait
 
 
@@ -92,18 +100,38 @@ def _load(model: str, settings) -> int:
     return sent + len(manifest)
 
 
-def load_model(model: str, settings) -> int:
-    """Make the site registry serve `model` (fetched once into the fleet cache, then uploaded);
-    returns the bytes this call sent. Later calls in this run, from any host, return 0."""
-    key = (settings.ollama_site_registry, model)
+def _once(key: tuple[str, str], load) -> int:
+    """Run `load` once per run for `key` (the other hosts wait for the first); 0 for later calls."""
     with _GUARD:
         if key in _LOADED:
             return 0
         try:
-            _LOADED[key] = _load(model, settings)
-        except requests.RequestException as e:
-            raise SiteRegistryError(f"site registry {settings.ollama_site_registry}: {model}: {e}") from None
+            _LOADED[key] = load()
+        except (requests.RequestException, FleetCacheError) as e:
+            raise SiteRegistryError(f"site registry {key[0]}: {key[1]}: {e}") from None
         return _LOADED[key]
+
+
+def load_model(model: str, settings) -> int:
+    """Make the site registry serve `model` (fetched once into the fleet cache, then uploaded);
+    returns the bytes this call sent. Later calls in this run, from any host, return 0."""
+    return _once((settings.ollama_site_registry, model), lambda: _load(model, settings))
+
+
+def release_url(artifact, settings) -> str:
+    """Where hosts fetch `artifact` (a control.release.Artifact) once it is loaded."""
+    return f"{settings.ollama_site_registry.rstrip('/')}/v2/{RELEASES_REPO}/blobs/sha256:{artifact.sha256}"
+
+
+def load_release(artifact, settings) -> int:
+    """Make the site registry serve the release `artifact`: an air-gapped one from its local path, else
+    fetched and verified once in the fleet cache directory; returns the bytes this call sent."""
+    def load() -> int:
+        path = Path(artifact.local_path) if artifact.local_path else release_for(artifact, settings)
+        session = _SiteSession(settings.ollama_site_ca_file)
+        base = settings.ollama_site_registry.rstrip("/")
+        return _upload(session, base, RELEASES_REPO, f"sha256:{artifact.sha256}", path)
+    return _once((settings.ollama_site_registry, f"{artifact.name} {artifact.sha256[:12]}"), load)
 
 
 def clear_loaded() -> None:

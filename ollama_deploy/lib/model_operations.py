@@ -15,7 +15,6 @@ from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, FunctionCommand, QuoteString, StringCommand, operation
 
 from ollama_deploy.control.fleetcache import sha256_of
-from ollama_deploy.control.siteregistry import SiteRegistryError
 from ollama_deploy.facts.ollama import (
     BLOBS_VERIFIED,
     BlobStates,
@@ -25,7 +24,7 @@ from ollama_deploy.facts.ollama import (
 )
 from ollama_deploy.gocompat.names import canonical_model, tuned_name
 from ollama_deploy.gocompat.params import format_params, shown_params
-from ollama_deploy.lib.operations import quoted
+from ollama_deploy.lib.operations import quoted, site_loaded
 
 
 @operation()
@@ -55,16 +54,6 @@ def model_pulled(model: str, api: str = "http://127.0.0.1:11434", ollama: str = 
     yield StringCommand("sh", "-c", shlex.quote(pull))
 
 
-def _loaded(state, host, load, model: str) -> bool:
-    """The FunctionCommand before a site pull: the control node loads the registry (once per run)."""
-    try:
-        load()
-    except SiteRegistryError as e:  # an expected failure: one line, no traceback
-        host.log(str(e), logger.error)
-        return False
-    return True
-
-
 @operation()
 def model_pulled_from_site(model: str, site_model: str, load, insecure: bool = False,
                            api: str = "http://127.0.0.1:11434", ollama: str = "/usr/local/bin/ollama"):
@@ -82,7 +71,7 @@ def model_pulled_from_site(model: str, site_model: str, load, insecure: bool = F
     if canonical_model(model) in host.get_fact(OllamaModels, api=api):
         host.noop(f"model {canonical_model(model)} present")
         return
-    yield FunctionCommand(_loaded, (load, model), {})
+    yield FunctionCommand(site_loaded, (load,), {})
     client = f"env OLLAMA_HOST={shlex.quote(api)} {ollama}"
     site, ordinary = shlex.quote(site_model), shlex.quote(model)
     # cp writes one manifest; rm then keeps every blob the ordinary name's manifest still names.

@@ -8,10 +8,11 @@ import shlex
 from io import StringIO
 
 from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api import FileUploadCommand, FunctionCommand, QuoteString, StringCommand, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
+from ollama_deploy.control.siteregistry import SiteRegistryError
 from ollama_deploy.facts.ollama import (
     RELEASE_MARKER,
     InstalledRelease,
@@ -46,9 +47,20 @@ rm -rf {prefix}/lib/ollama.previous
 """
 
 
+def site_loaded(state, host, load) -> bool:
+    """A FunctionCommand before a host fetches from the site registry: the control node loads the
+    registry (once per run, see control.siteregistry); its failure is one line, not a traceback."""
+    try:
+        load()
+    except SiteRegistryError as e:
+        host.log(str(e), logger.error)
+        return False
+    return True
+
+
 @operation()
 def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_dir: str = "/var/cache/ollama-deploy",
-                      curl_config: str | None = None):
+                      curl_config: str | None = None, load=None):
     """
     Install an Ollama release artifact (a .tar.zst with bin/ollama and lib/ollama/) under `prefix`.
 
@@ -58,6 +70,7 @@ def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_d
     + cache_dir: where the download is staged
     + curl_config: a curl config file on the host holding the mirror's Authorization header (so the
       secret is in no command line or log); removed once used
+    + load: called on the control node before the download (the site registry's load_release)
 
     **Example:**
 
@@ -80,6 +93,8 @@ def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_d
     script = _INSTALL_SCRIPT.format(cache=q(cache_dir), prefix=q(prefix), url=q(url), sha256=sha256,
                                     marker=RELEASE_MARKER, cleanup=cleanup,
                                     auth=f"-K {q(curl_config)}" if curl_config else "")
+    if load is not None:
+        yield FunctionCommand(site_loaded, (load,), {})
     yield StringCommand("sh", "-c", q(script))
 
 

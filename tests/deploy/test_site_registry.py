@@ -51,7 +51,8 @@ def test_hosts_pull_by_ordinary_name_through_the_redirect(site, converged):
     listed = ssh(tb, host.name, "ollama list").stdout
     assert f"{model}:latest" in listed and registry.name not in listed, listed
     requests = _front_log(tb)
-    by_ollama = [r for r in requests if r[0] == host.ip and r[1] == "GET" and "/blobs/" in r[2]]
+    by_ollama = [r for r in requests if r[0] == host.ip and r[1] == "GET" and "/blobs/" in r[2]
+                 and not r[4].startswith("curl/")]  # curl fetched the release (the next test)
     digests = {r[2] for r in by_ollama}
     assert digests, requests
     for path in digests:  # each blob: a 307 to the address, then the download from there
@@ -63,6 +64,18 @@ def test_hosts_pull_by_ordinary_name_through_the_redirect(site, converged):
     gets = _mirror_blob_gets(tb)
     assert {client for client, _ in gets} == {tb.gateway}
     assert len(gets) == len(set(gets))
+
+
+def test_the_release_artifact_comes_from_the_site_too(site, converged):
+    tb, _ = site
+    host = tb.hosts[0]
+    installed = ssh(tb, host.name, "cat /usr/local/lib/ollama/.ollama-deploy-release").stdout.strip()
+    path = f"/v2/ollama-deploy/releases/blobs/sha256:{installed}"
+    fetched = [(r[3], r[4].split("/")[0]) for r in _front_log(tb) if r[0] == host.ip and r[2] == path]
+    assert ("307", "curl") in fetched and ("200", "curl") in fetched, fetched
+    lines = (tb.state_dir / "mirror-access.log").read_text().splitlines()
+    from_outside = {line.split()[1] for line in lines if re.search(r" GET \S+\.tar\.zst ", line)}
+    assert from_outside == {tb.gateway}, from_outside  # fetched once, by the control node
 
 
 def test_rerun_changes_nothing_and_fetches_nothing(site, converged):
