@@ -18,7 +18,7 @@ from pyinfra.operations import apt, files, server
 
 from ollama_deploy.control.fleetcache import fleet_cache_on, release_for
 from ollama_deploy.control.release import CACHE_DIR, Artifact, artifact_for, auth_headers
-from ollama_deploy.control.siteregistry import load_release, release_url
+from ollama_deploy.control.siteregistry import expected, load_release, release_url
 from ollama_deploy.facts.ollama import InstalledRelease
 from ollama_deploy.lib.checks import listens_on_loopback
 from ollama_deploy.lib.operations import account_applied, files_content, release_installed
@@ -67,6 +67,8 @@ def install_ollama():
     if settings.ollama_site_registry:
         # Loaded into the site registry once per run (from the control node), fetched by each host over the LAN.
         load_into_site = functools.partial(load_release, artifact, settings)
+        if host.get_fact(InstalledRelease, prefix=settings.ollama_prefix) != artifact.sha256:
+            expected(load_into_site)  # started as soon as the registry serves (site_registry's last step)
         artifact = Artifact(artifact.name, release_url(artifact, settings), artifact.sha256)
     elif fleet_cache_on(settings) and not artifact.local_path:
         # Fetched once for the fleet on the control node (verified), then uploaded like an air-gapped one.

@@ -16,7 +16,7 @@ from pyinfra.api import FactProcessError, deploy
 from pyinfra.operations import python
 
 from ollama_deploy.control.fleetcache import fleet_cache_on, model_for
-from ollama_deploy.control.siteregistry import load_model, site_name
+from ollama_deploy.control.siteregistry import expected, load_model, site_name
 from ollama_deploy.facts.ollama import OllamaModels
 from ollama_deploy.gocompat.names import canonical_model, tuned_name
 from ollama_deploy.lib.model_operations import (
@@ -49,9 +49,11 @@ def ensure_models():
         info = plan.models.get(model)
         # A failed pull (no space, a registry error) does not stop the other models; the host fails at the end.
         if settings.ollama_site_registry:
+            load = functools.partial(load_model, model, settings)
+            if canonical_model(model) not in host.get_fact(OllamaModels, api=api):  # read by the plan already
+                expected(load)  # started as soon as the registry serves (site_registry's last step)
             model_pulled_from_site(name=f"Model {model} from the site registry", model=model,
-                                   site_model=site_name(model, settings),
-                                   load=functools.partial(load_model, model, settings),
+                                   site_model=site_name(model, settings), load=load,
                                    insecure=settings.ollama_site_registry.startswith("http://"),
                                    api=api, ollama=ollama, _ignore_errors=True)
             continue

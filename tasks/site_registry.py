@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyinfra import host, inventory, logger
+from pyinfra import host, inventory, logger, state
 from pyinfra.api import DeployError, StringCommand, operation
 from pyinfra.facts.server import Command
 from pyinfra.operations import python, server, systemd
 
+from ollama_deploy.control.siteregistry import preload
 from ollama_deploy.facts.config import FilesDigest
 from ollama_deploy.lib.operations import files_content, unit_state
 from ollama_deploy.lib.remote import shell
@@ -108,7 +109,12 @@ def steps_done_everywhere():
 
         steps_done_everywhere(name="Site registry ready for the hosts")
     """
-    host.noop("the site registry's steps are done" if GROUP in host.groups else "pulls wait for the site registry")
+    if GROUP in host.groups:
+        if state.is_executing:  # not when pyinfra checks for changes at plan time (without -y)
+            preload()  # the registry serves (its last step checked): what the hosts will fetch starts uploading
+        host.noop("the site registry's steps are done")
+    else:
+        host.noop("pulls wait for the site registry")
     return
     yield
 

@@ -120,12 +120,16 @@ def main(argv=None) -> None:
     direct = partial(MirrorHandler, directory=args.root) if args.tls_port else redirecting
     http.server.ThreadingHTTPServer.allow_reuse_address = True
     http.server.ThreadingHTTPServer.daemon_threads = True
+    # Like a real registry under a fleet's load: socketserver's default backlog is 5 connections.
+    http.server.ThreadingHTTPServer.request_queue_size = 256
     servers = [http.server.ThreadingHTTPServer((args.bind, args.port), direct)]
     if args.tls_port:
         tls = http.server.ThreadingHTTPServer((args.bind, args.tls_port), redirecting)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
-        tls.socket = context.wrap_socket(tls.socket, server_side=True)
+        # The handshake happens in each request's thread, on its first read: done in accept(), one slow
+        # client on a shaped link held up every other connection.
+        tls.socket = context.wrap_socket(tls.socket, server_side=True, do_handshake_on_connect=False)
         servers.append(tls)
     for extra in servers[1:]:
         threading.Thread(target=extra.serve_forever, daemon=True).start()

@@ -16,6 +16,10 @@ The Ollama release artifact goes the same way: loaded once as a blob of the repo
 URL (curl follows the front's 307) and checked against the same pinned sha256. No manifest names it, so
 ``registry garbage-collect`` removes it; the next run that needs it sends it again.
 
+Loads the hosts will need (noted at plan time with ``expected``) start in the background once the
+registry serves (``preload``, called by the registry host's last step), so the uplink carries them
+while the hosts install; a host's own load call then waits for, or finds done, what was started.
+
 Example:
     load_model("qwen2.5:0.5b", settings)      # -> bytes sent to the site registry (0 when it had it)
     site_name("qwen2.5:0.5b", settings)       # -> 'models.site:5443/library/qwen2.5:0.5b'
@@ -23,6 +27,7 @@ Example:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import urllib.parse
@@ -38,6 +43,7 @@ MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"  # what O
 RELEASES_REPO = "ollama-deploy/releases"
 _LOADED: dict[tuple[str, str], int] = {}  # (registry, model or release sha256) -> bytes sent, this run
 _GUARD = threading.Lock()  # gevent-aware under pyinfra: one load per model, the other hosts wait
+_EXPECTED: list[functools.partial] = []  # loads noted at plan time, for preload()
 
 
 class SiteRegistryError(RuntimeError):
@@ -134,6 +140,30 @@ def load_release(artifact, settings) -> int:
     return _once((settings.ollama_site_registry, f"{artifact.name} {artifact.sha256[:12]}"), load)
 
 
+def expected(load: functools.partial) -> functools.partial:
+    """Note, at plan time, a load (of load_model or load_release) a host will need; returns it."""
+    if load not in _EXPECTED:
+        _EXPECTED.append(load)
+    return load
+
+
+def preload() -> None:
+    """Start the expected loads in the background (a greenlet under pyinfra), releases first: hosts
+    fetch the release before their models. A failure is left to the host's own call to report."""
+    jobs = sorted(_EXPECTED, key=lambda load: load.func is not load_release)
+    _EXPECTED.clear()
+
+    def run() -> None:
+        for load in jobs:
+            try:
+                load()
+            except Exception as e:  # noqa: BLE001 - reported by the host whose step needs it
+                logger.debug(f"site registry preload: {e}")
+    if jobs:
+        threading.Thread(target=run, daemon=True, name="site-registry-preload").start()
+
+
 def clear_loaded() -> None:
-    """Forget what this run loaded (tests)."""
+    """Forget what this run loaded and expected (tests)."""
     _LOADED.clear()
+    _EXPECTED.clear()
