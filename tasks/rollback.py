@@ -15,36 +15,27 @@ from pyinfra import host, logger
 from pyinfra.api import StringCommand, deploy, operation
 
 from ollama_deploy.control.summary import record_failure
-from ollama_deploy.facts.config import APPLIED, LAST_GOOD, ConfigDigest, digest_command
+from ollama_deploy.facts.config import APPLIED, LAST_GOOD, SAVED, FilesDigest, digest_command, ollama_files
 from ollama_deploy.gocompat.hostport import connectable_host
 from ollama_deploy.lib.dropins import DROPIN_DIR
+from ollama_deploy.lib.operations import digest_recorded, files_stale, stamp_written
 from ollama_deploy.lib.plan import plan_for
 from ollama_deploy.lib.remote import api_wait_script, shell
 
 
+def ollama_digest(prefix: str) -> dict:
+    """The digests of Ollama's configuration: live, applied (running), saved (last good)."""
+    return host.get_fact(FilesDigest, files=ollama_files(prefix), stamp=APPLIED, saved=SAVED)
+
+
 def stale(prefix: str) -> bool:
     """On disk differs from what Ollama was started with: a run died between writing and restarting."""
-    digest = host.get_fact(ConfigDigest, prefix=prefix)
-    return digest["live"] != digest["applied"]
+    return files_stale(ollama_files(prefix), APPLIED, SAVED)
 
 
-@operation()
-def config_applied(prefix: str = "/usr/local"):
-    """
-    Record that the running Ollama was started with the configuration now on disk.
-
-    **Example:**
-
-    .. code:: python
-
-        config_applied(name="Record the configuration Ollama runs with")
-    """
-    digest = host.get_fact(ConfigDigest, prefix=prefix)
-    if digest["live"] == digest["applied"]:
-        host.noop("running configuration already recorded")
-        return
-    yield StringCommand("sh", "-c", shlex.quote(f"mkdir -p {LAST_GOOD.rsplit('/', 1)[0]} && "
-                                               f"echo {digest['live']} > {APPLIED}.new && mv {APPLIED}.new {APPLIED}"))
+def config_applied(name: str, prefix: str):
+    """Record that the running Ollama was started with the configuration now on disk."""
+    return digest_recorded(name=name, files=ollama_files(prefix), stamp=APPLIED, saved=SAVED)
 
 
 @operation()
@@ -58,7 +49,7 @@ def config_remembered(prefix: str = "/usr/local"):
 
         config_remembered(name="Remember this configuration as good")
     """
-    digest = host.get_fact(ConfigDigest, prefix=prefix)
+    digest = ollama_digest(prefix)
     live = digest["live"]
     if live == digest["saved"]:
         host.noop("configuration already saved as last good")
@@ -96,7 +87,7 @@ def _live_api(target) -> str:
 
 def roll_back(target, timeout: int, prefix: str) -> str:
     """Restore the last good unit and drop-ins, restart, and say whether Ollama serves again."""
-    ok, _ = _shell(target, f"test -f {LAST_GOOD}/digest")
+    ok, _ = _shell(target, f"test -f {SAVED}")
     if not ok:
         return "no earlier good configuration to roll back to"
     _shell(target, f"rm -f {DROPIN_DIR}/*.conf; cp {LAST_GOOD}/ollama.service /etc/systemd/system/; "
@@ -104,7 +95,7 @@ def roll_back(target, timeout: int, prefix: str) -> str:
                    "systemctl daemon-reload; systemctl restart ollama")
     still = wait_serving(target, _live_api(target), timeout)
     if still is None:  # the restored configuration is what Ollama now runs with
-        _shell(target, f"{digest_command(prefix)} > {APPLIED}.new && mv {APPLIED}.new {APPLIED}")
+        _shell(target, stamp_written(APPLIED, f"$({digest_command(ollama_files(prefix))})"))
     return "rolled back to the last good configuration, which serves again" if still is None else \
         f"rolled back to the last good configuration, which does not serve either: {still}"
 

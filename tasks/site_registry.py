@@ -13,13 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pyinfra import host, inventory, logger, state
-from pyinfra.api import DeployError, StringCommand, operation
+from pyinfra.api import DeployError, operation
 from pyinfra.facts.server import Command
 from pyinfra.operations import python, server, systemd
 
 from ollama_deploy.control.siteregistry import preload
-from ollama_deploy.facts.config import FilesDigest
-from ollama_deploy.lib.operations import files_content, unit_state
+from ollama_deploy.lib.operations import digest_recorded, files_content, files_stale, unit_state
 from ollama_deploy.lib.remote import shell
 from ollama_deploy.lib.settings import SettingsError
 from ollama_deploy.lib.site_registry_settings import GROUP, SiteRegistrySettings, resolve_site_registry
@@ -54,29 +53,6 @@ def _writers(s: SiteRegistrySettings) -> list[str]:
     if s.site_registry_writers:
         return list(s.site_registry_writers)
     return [host.get_fact(Command, command='set -- $SSH_CONNECTION; printf %s "$1"') or "127.0.0.1"]
-
-
-def _stale(files: str, stamp: str) -> bool:
-    digest = host.get_fact(FilesDigest, files=files, stamp=stamp)
-    return digest["live"] != digest["applied"]
-
-
-@operation()
-def digest_recorded(files: str, stamp: str):
-    """
-    Record that the service reading `files` runs with them as they are now (see FilesDigest).
-
-    **Example:**
-
-    .. code:: python
-
-        digest_recorded(name="Record the registry's config", files="/etc/a.yml", stamp="/var/lib/x/a")
-    """
-    digest = host.get_fact(FilesDigest, files=files, stamp=stamp)
-    if digest["live"] == digest["applied"]:
-        host.noop("applied configuration already recorded")
-        return
-    yield StringCommand("sh", "-c", f"'mkdir -p {stamp.rsplit('/', 1)[0]} && echo {digest['live']} > {stamp}'")
 
 
 def _serves(state, host, s: SiteRegistrySettings) -> bool:
@@ -150,13 +126,13 @@ def _registry_steps() -> None:
     # Enabled before the restart's daemon-reload: `enable --no-reload` is seen by systemd only after one.
     unit_state(name="Registry enabled at boot", unit="docker-registry.service", enabled=True)
     server.shell(name="Restart the registry (its config or sandbox changed)", _if=[
-        lambda: sandbox.did_change() or config.did_change() or _stale(REGISTRY_FILES, registry_stamp)],
+        lambda: sandbox.did_change() or config.did_change() or files_stale(REGISTRY_FILES, registry_stamp)],
         commands=["systemctl daemon-reload", "systemctl restart docker-registry.service"])
     unit_state(name="Registry running", unit="docker-registry.service", running=True)
     digest_recorded(name="Record the registry's configuration", files=REGISTRY_FILES, stamp=registry_stamp)
     unit_state(name="Front enabled at boot", unit=FRONT, enabled=True)
     server.shell(name="Restart the front (its config, unit or certificate changed)", _if=[
-        lambda: tls.did_change() or front.did_change() or _stale(FRONT_FILES, front_stamp)],
+        lambda: tls.did_change() or front.did_change() or files_stale(FRONT_FILES, front_stamp)],
         commands=["systemctl daemon-reload", f"systemctl restart {FRONT}"])
     unit_state(name="Front running", unit=FRONT, running=True)
     digest_recorded(name="Record the front's configuration", files=FRONT_FILES, stamp=front_stamp)

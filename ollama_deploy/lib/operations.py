@@ -13,6 +13,7 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
 from ollama_deploy.control.siteregistry import SiteRegistryError
+from ollama_deploy.facts.config import FilesDigest
 from ollama_deploy.facts.ollama import (
     RELEASE_MARKER,
     InstalledRelease,
@@ -45,6 +46,37 @@ mv "$work/tree/lib/ollama" {prefix}/lib/ollama
 mv -f "$work/tree/bin/ollama" {prefix}/bin/ollama
 rm -rf {prefix}/lib/ollama.previous
 """
+
+
+def stamp_written(stamp: str, digest: str) -> str:
+    """Shell: write `digest` (a value, or a $(command)) to the file `stamp`, whole or not at all."""
+    return f"mkdir -p {stamp.rsplit('/', 1)[0]} && echo {digest} > {stamp}.new && mv {stamp}.new {stamp}"
+
+
+def files_stale(files: str, stamp: str, saved: str | None = None) -> bool:
+    """`files` on disk differ from what their service last (re)started with (see FilesDigest)."""
+    digest = host.get_fact(FilesDigest, files=files, stamp=stamp, saved=saved)
+    return digest["live"] != digest["applied"]
+
+
+@operation()
+def digest_recorded(files: str, stamp: str, saved: str | None = None):
+    """
+    Record in `stamp` that the service reading `files` runs with them as they are now, unless it is
+    recorded already (see FilesDigest; `saved` as the caller's other reads of the fact, so they
+    share one).
+
+    **Example:**
+
+    .. code:: python
+
+        digest_recorded(name="Record the registry's config", files="/etc/a.yml", stamp="/var/lib/x/a")
+    """
+    digest = host.get_fact(FilesDigest, files=files, stamp=stamp, saved=saved)
+    if digest["live"] == digest["applied"]:
+        host.noop("applied configuration already recorded")
+        return
+    yield StringCommand("sh", "-c", shlex.quote(stamp_written(stamp, digest["live"])))
 
 
 def site_loaded(state, host, load) -> bool:
