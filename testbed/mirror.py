@@ -53,6 +53,7 @@ class MirrorHandler(http.server.SimpleHTTPRequestHandler):
         return True
 
     def send_head(self):
+        self._served = None
         if self._blob_redirect():
             return None
         path = self.translate_path(self.path)
@@ -69,6 +70,7 @@ class MirrorHandler(http.server.SimpleHTTPRequestHandler):
         f = open(path, "rb")
         f.seek(start)
         self._range = end - start + 1
+        self._served = f"{start}-{end}"
         self.send_response(206)
         self.send_header("Content-Type", self.guess_type(path))
         self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
@@ -83,9 +85,12 @@ class MirrorHandler(http.server.SimpleHTTPRequestHandler):
         shutil.copyfileobj(_Limited(source, self._range), outputfile)
 
     def log_request(self, code="-", size="-"):
-        # " auth" marks a request that carried credentials (never the credentials themselves).
+        # " bytes=<first>-<last>": what a 206 served; " auth": the request carried credentials (never
+        # the credentials themselves).
+        served = f" bytes={self._served}" if getattr(self, "_served", None) else ""
         auth = " auth" if self.headers.get("Authorization") else ""
-        line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.client_address[0]} {self.command} {self.path} {code}{auth}\n"
+        line = (f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.client_address[0]} {self.command} {self.path} "
+                f"{code}{served}{auth}\n")
         with open(self.access_log_path, "a") as log:
             log.write(line)
 

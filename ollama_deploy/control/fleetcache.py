@@ -92,7 +92,7 @@ def fetch_verified(url: str, dest: Path, sha256: str) -> Path:
         if verified(dest, sha256):
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_name(dest.name + ".partial")
+        partial = partial_of(dest)
         try:
             _download(url, partial)
         except requests.RequestException as e:
@@ -104,6 +104,16 @@ def fetch_verified(url: str, dest: Path, sha256: str) -> Path:
         partial.rename(dest)
         _VERIFIED[dest] = _fingerprint(dest, sha256)
         return dest
+
+
+def partial_of(dest: Path) -> Path:
+    """Where the download of `dest` collects (resumed from its end)."""
+    return dest.with_name(dest.name + ".partial")
+
+
+def blob_partial(cache_dir: str, digest: str) -> Path:
+    """The partial download of a model blob ("sha256:<hex>") in the fleet cache under `cache_dir`."""
+    return partial_of(Path(cache_dir).expanduser() / "models" / "blobs" / digest.replace(":", "-", 1))
 
 
 def _download(url: str, partial: Path) -> None:

@@ -4,7 +4,9 @@ The deploy must refuse a plan whose models cannot fit before it touches a host,
 so the control node needs each model's size and attention shape.  Both come
 from the registry: the manifest gives the weights blob and its size, and the
 GGUF header at the start of that blob gives the KV map (``ollama_deploy/gocompat/gguf.py``).
-Only the first few MiB of the blob are fetched, with HTTP Range requests.
+Only the first few MiB of the blob are fetched, with HTTP Range requests; where the control node
+will fetch the whole blob later (the site registry's load), those bytes are kept as the start of that
+download (``keep_start``), so the uplink carries each byte once.
 
 Example::
 
@@ -150,7 +152,21 @@ class _BlobPrefix:
             self.stream = None
 
 
-def _read_header(name: str, url: str, size: int, timeout: float) -> dict:
+def _keep(prefix: bytes, path: Path) -> None:
+    """Leave `prefix` at `path` (a download's partial file, which resumes from its end) unless a
+    longer part is there already."""
+    try:
+        if path.exists() and path.stat().st_size >= len(prefix):
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(prefix)
+        tmp.replace(path)
+    except OSError:
+        pass  # the whole blob is fetched later instead: more bytes, same result
+
+
+def _read_header(name: str, url: str, size: int, timeout: float, keep_to: Path | None = None) -> dict:
     blob = _BlobPrefix(name, url, size, timeout)
     want = FIRST_RANGE
     try:
@@ -158,7 +174,10 @@ def _read_header(name: str, url: str, size: int, timeout: float) -> dict:
             blob.ensure(want)
             have = len(blob.buf)
             try:
-                return gguf.parse_kv_prefix(bytes(blob.buf), max_array=MAX_ARRAY)
+                kv = gguf.parse_kv_prefix(bytes(blob.buf), max_array=MAX_ARRAY)
+                if keep_to is not None:
+                    _keep(bytes(blob.buf), keep_to)
+                return kv
             except gguf.NeedMoreBytes as e:
                 needed = e.needed
             except gguf.GGUFError as e:
@@ -225,14 +244,15 @@ def _disk_put(digest: str, info: ModelInfo) -> None:
 
 
 def fetch_model_info(name: str, registry: str = DEFAULT_REGISTRY, timeout: float = 20,
-                     digest: str | None = None) -> ModelInfo:
+                     digest: str | None = None, keep_start=None) -> ModelInfo:
     """Read ``name``'s weights size and GGUF metadata from ``registry`` without downloading it.
 
     GETs the manifest, finds the ``application/vnd.ollama.image.model`` layer,
     then GETs only the start of that blob (Range: bytes=0-2MiB, doubling up to
     64 MiB while the GGUF KV section is longer; redirects to a CDN are followed,
     a server ignoring Range is read only as far as needed).  Results are cached
-    per ``(name, registry)``; failures are not.  Raises ``ModelInfoError``
+    per ``(name, registry)``; failures are not.  ``keep_start(blob digest)``, if
+    given, names a file to leave the fetched bytes in (see ``_keep``).  Raises ``ModelInfoError``
     (naming the model, the URL and the HTTP status) or ``ValueError`` for a
     malformed name.
 
@@ -270,7 +290,7 @@ def fetch_model_info(name: str, registry: str = DEFAULT_REGISTRY, timeout: float
         digest, size = str(layer["digest"]), int(layer.get("size") or 0)
     except (KeyError, TypeError, ValueError) as e:
         raise ModelInfoError(f"model {name!r}: manifest {url} has a malformed model layer: {e}") from None
-    kv = _read_header(name, f"{repo}/blobs/{digest}", size, timeout)
+    kv = _read_header(name, f"{repo}/blobs/{digest}", size, timeout, keep_start(digest) if keep_start else None)
     info = model_info_from_kv(name, kv, size)
     _disk_put(manifest_digest, info)
     with _cache_lock:

@@ -7,12 +7,13 @@ Example (deploy code):
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ollama_deploy.control.fleetcache import FleetCacheError, fleet_cache_on, model_for, release_for
+from ollama_deploy.control.fleetcache import FleetCacheError, blob_partial, fleet_cache_on, model_for, release_for
 from ollama_deploy.control.modelinfo import ModelNotFound, fetch_model_info
 from ollama_deploy.control.release import ReleaseError, artifact_for
 from ollama_deploy.control.summary import warn
@@ -229,10 +230,13 @@ def hardware_of(detected: Hardware, data: dict) -> Hardware:
 def _model_info(model: str, settings: OllamaSettings, digest: str | None = None):
     """With the fleet cache the model is fetched once now and measured from the file; otherwise only
     its manifest and GGUF header are read from the registry, unless `digest` (the manifest digest of
-    the model the host already has) was read before: then nothing is."""
+    the model the host already has) was read before: then nothing is. With a site registry the
+    control node fetches the whole model later (to load it there): the header read now is kept as
+    the start of that download."""
     if fleet_cache_on(settings):
         return model_for(model, settings, digest).info(model)
-    return fetch_model_info(model, settings.ollama_registry_url, digest=digest)
+    keep = functools.partial(blob_partial, settings.ollama_fleet_cache_dir) if settings.ollama_site_registry else None
+    return fetch_model_info(model, settings.ollama_registry_url, digest=digest, keep_start=keep)
 
 
 def plan_for(target, check: bool = True) -> HostPlan:

@@ -34,8 +34,16 @@ def converged(site):
 
 
 def _mirror_blob_gets(tb):
+    """(client, blob path, first byte, last byte) of each blob the mirror served."""
     lines = (tb.state_dir / "mirror-access.log").read_text().splitlines()
-    return [(line.split()[1], m.group(1)) for line in lines if (m := re.search(r" GET (/v2/\S+/blobs/\S+) 2\d\d", line))]
+    gets = []
+    for line in lines:
+        m = re.search(r" GET (/v2/\S+/blobs/\S+) (200|206)(?: bytes=(\d+)-(\d+))?", line)
+        if m:
+            first, last = (int(m.group(3)), int(m.group(4))) if m.group(2) == "206" else \
+                (0, (tb.mirror_root / m.group(1).lstrip("/")).stat().st_size - 1)
+            gets.append((line.split()[1], m.group(1), first, last))
+    return gets
 
 
 def _front_log(tb):
@@ -60,10 +68,15 @@ def test_hosts_pull_by_ordinary_name_through_the_redirect(site, converged):
         assert ("307", "ollama") in statuses and any(s in ("200", "206") for s, _ in statuses), (path, statuses)
     writes = [r for r in requests if r[1] in ("POST", "PUT", "PATCH")]
     assert writes and {r[0] for r in writes} == {tb.gateway}  # only the control node loaded it
-    # The outside registry (the mirror) served each blob once, to the control node only.
+    # The outside registry (the mirror) served each byte of each blob once, to the control node only
+    # (the memory budget's read of the GGUF header is where the control node's download starts).
     gets = _mirror_blob_gets(tb)
-    assert {client for client, _ in gets} == {tb.gateway}
-    assert len(gets) == len(set(gets))
+    assert {client for client, *_ in gets} == {tb.gateway}
+    for path in {path for _, path, *_ in gets}:
+        spans = sorted((first, last) for _, p, first, last in gets if p == path)
+        size = (tb.mirror_root / path.lstrip("/")).stat().st_size
+        assert spans[0][0] == 0 and spans[-1][1] == size - 1, (path, spans)
+        assert all(a[1] + 1 == b[0] for a, b in zip(spans, spans[1:])), (path, spans)  # no gap, no overlap
 
 
 def test_the_release_artifact_comes_from_the_site_too(site, converged):

@@ -2,6 +2,7 @@
 client pulls a model by its ordinary name from the default registry (the testbed mirror answers for
 registry.ollama.ai over HTTPS, with the 307 blob redirect real Ollama needs), then generates."""
 import json
+import re
 
 import pytest
 
@@ -41,6 +42,6 @@ def test_real_ollama_pulls_by_ordinary_name_and_generates(testbed, hosts, name):
         access = [line for line in (tb.state_dir / "mirror-access.log").read_text().splitlines()
                   if f" {ip} GET /v2/testbed/real-tiny/blobs/{weights} " in line]
         assert any(line.endswith(" 307") for line in access), access  # the registry name redirects...
-        assert any(line.endswith((" 200", " 206")) for line in access), access  # ...the blob host serves
+        assert any(re.search(r" 20[06]( |$)", line) for line in access), access  # ...the blob host serves
     finally:
         remove(h, UNIT)

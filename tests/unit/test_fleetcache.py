@@ -110,3 +110,23 @@ def test_a_model_the_registry_lacks_is_not_found_rather_than_a_failed_cache(regi
 
     with pytest.raises(ModelNotFound, match="testbed/no-such-model.*HTTP 404"):
         cached_model("testbed/no-such-model", registry.url, str(tmp_path))
+
+
+def test_the_header_read_for_the_budget_is_where_the_whole_download_starts(registry, tmp_path):
+    """Site registry mode: the control node reads the GGUF header at plan time and fetches the whole
+    blob later to load it; no byte crosses twice."""
+    import functools
+
+    from ollama_deploy.control.modelinfo import fetch_model_info
+
+    keep = functools.partial(fleetcache.blob_partial, str(tmp_path))
+    info = fetch_model_info("testbed/bigheader", registry.url, keep_start=keep)
+    model = cached_model("testbed/bigheader", registry.url, str(tmp_path))
+    assert model.info("testbed/bigheader") == info
+    weights = f"/v2/testbed/bigheader/blobs/{model.weights.name.replace('-', ':', 1)}"
+    ranges = [r for p, r in registry.httpd.log if p == weights]
+    spans = [tuple(int(n) for n in r.removeprefix("bytes=").split("-")) for r in ranges[:-1]]
+    assert len(spans) >= 2 and spans[0] == (0, 2 * 2**20 - 1), ranges  # the header is longer than 2 MiB
+    assert all(a[1] + 1 == b[0] for a, b in zip(spans, spans[1:])), ranges
+    assert ranges[-1] == f"bytes={spans[-1][1] + 1}-", ranges  # the download resumed after the header's bytes
+    assert verified(model.weights, model.weights.name.split("-", 1)[1])
