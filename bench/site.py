@@ -53,6 +53,7 @@ class Result:
     noop: Run
     model_bytes: int
     artifact_bytes: int
+    idle_cpu_per_s: float = 0.0  # the converged testbed doing nothing (Ollama serving, systemd, sshd)
 
 
 def children_cpu_s() -> float:
@@ -88,10 +89,18 @@ def measured(tb: Testbed, extra: list[str], debug: bool = False) -> tuple[Run, o
     if result.rc != 0:
         errors = [line for line in result.stderr.splitlines() if re.search(r"rror|failed|stalled", line)]
         raise SystemExit(f"deploy to {tb.name} failed:\n" + "\n".join(errors[-40:]) + "\n" + result.stderr[-1500:])
-    sent = {k: v - uplink_before.get(k, 0) for k, v in uplink.sent_bytes(tb).items()}
+    # at least 0: a class that carried only frames shorter than the headers subtracted (ARP) goes below
+    sent = {k: max(0, v - uplink_before.get(k, 0)) for k, v in uplink.sent_bytes(tb).items()}
     requests = mirror_requests(tb, mirror_before)[0] + front_lines(tb)[len(front_before):]
     commands = len(re.findall(r"Running command on", result.stderr)) / tb.host_count if debug else 0.0
     return Run(result.seconds, machine_cpu, control_cpu, sent, len(result.changed_ops()), requests, commands), result
+
+
+def idle_cpu_per_s(seconds: float = 5.0) -> float:
+    """CPU-s per second the machine spends while no deploy runs."""
+    before = busy_cpu_seconds()
+    time.sleep(seconds)
+    return (busy_cpu_seconds() - before) / seconds
 
 
 def bench_one(mode: str, hosts: int, rate: str, cache_root: Path) -> Result:
@@ -110,8 +119,9 @@ def bench_one(mode: str, hosts: int, rate: str, cache_root: Path) -> Result:
         noop, _ = measured(tb, extra)
         counted, _ = measured(tb, extra, debug=True)  # a third run, untimed: pyinfra's debug log counts commands
         noop.commands_per_host = counted.commands_per_host
+        idle = idle_cpu_per_s()
         artifact = sum(p.stat().st_size for p in (tb.mirror_root / "ollama").rglob("*.tar.zst"))
-        return Result(mode, hosts, fresh, noop, row["total_bytes"], artifact)
+        return Result(mode, hosts, fresh, noop, row["total_bytes"], artifact, idle)
     finally:
         uplink.unshape(tb)
         core.down(tb)
@@ -136,6 +146,18 @@ def limiting(r: Result, one: Result, rate_bps: float) -> str:
     else:
         reasons.append("limited by " + ("bytes" if wire_s >= cpu_s else "CPU"))
     return "; ".join(reasons)
+
+
+def noop_cpu(r: Result) -> str:
+    """Where a no-op's CPU went: the control node, the hosts idling, the rest (the hosts' side of the
+    commands: sshd sessions, shells, systemctl, curl to Ollama)."""
+    cores = os.cpu_count() or 1
+    idle = r.idle_cpu_per_s * r.noop.seconds
+    rest = r.noop.machine_cpu_s - r.noop.control_cpu_s - idle
+    return (f"no-op CPU: {r.noop.machine_cpu_s:.1f} CPU-s on {cores} cores need >= {r.noop.machine_cpu_s / cores:.1f} s "
+            f"(machine busy {r.noop.machine_cpu_s / (cores * r.noop.seconds):.0%}): control node "
+            f"{r.noop.control_cpu_s:.1f}, hosts idling {idle:.1f} ({r.idle_cpu_per_s:.2f} CPU-s/s), "
+            f"hosts answering the commands {rest:.1f} ({rest / r.hosts:.2f} per host)")
 
 
 def report(results: list[Result], rate: str, rate_bps: float) -> list[str]:
@@ -168,6 +190,7 @@ def report(results: list[Result], rate: str, rate_bps: float) -> list[str]:
             out.append(f"{r.mode} {r.hosts} hosts: no-op {r.noop.seconds / r.hosts:.2f} s per host, "
                        f"{len(r.noop.registry_requests)} registry requests, {r.noop.changes} changes (target < 1 s, 0, 0)")
             out += [f"    {line}" for line in r.noop.registry_requests[:5]]
+            out.append(f"    {noop_cpu(r)}")
     return out
 
 
