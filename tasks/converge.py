@@ -26,7 +26,7 @@ def converge() -> None:
     apply_changes(changes)  # type: ignore[call-arg]
     ensure_models()
     smoke_test(changes)
-    verify_host(changes)
+    verify_host(changes, converging=True)
     remember_good_config()
     watch()
     models_present_or_fail()

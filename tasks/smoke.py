@@ -12,6 +12,9 @@ the time to the first generated token of either kind (what the prompt and the qu
 is what ollama_targets bounds); `answer_ms` is the time to the first `response` token, or null
 when the reasoning outlasted the tokens asked for.
 
+A run that finds Ollama's process, its models and the check settings as they were when the smoke and
+verify last passed generates nothing (lib/checked.py): a no-op rerun loads no model.
+
 Results go to reports/smoke/<host>.json on the control node (the demo and verify read them).
 
 Example (deploy.py):
@@ -31,6 +34,7 @@ from pyinfra.operations import python
 from ollama_deploy.control.summary import warn
 from ollama_deploy.control.tunnel import api_connection
 from ollama_deploy.gocompat.names import canonical_model, tuned_name
+from ollama_deploy.lib.checked import unchanged_since_passed
 from ollama_deploy.lib.plan import plan_for
 from ollama_deploy.lib.settings import api_url, selected_models
 from ollama_deploy.tasks.rollback import fail_with_rollback
@@ -100,6 +104,11 @@ def generating_model(candidates: list[str], capabilities_of) -> tuple[str | None
 
 def _smoke(state, host, candidates: list[str], prompt: str, timeout: float, api: str, changes=(),
            explicit: bool = False):
+    settings = plan_for(host).settings
+    if unchanged_since_passed(host, settings, smoke_candidates(settings)):
+        logger.info(f"[{host.name}] smoke: passed before against this Ollama process and these models; "
+                    "nothing generated (ollama_smoke_every_run generates anyway)")
+        return
     changed = any(m.did_change() for m in changes)
     model: str | None = candidates[0]
     conn: http.client.HTTPConnection | None = None

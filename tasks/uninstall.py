@@ -17,7 +17,7 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from ollama_deploy.control.release import CACHE_DIR
-from ollama_deploy.facts.config import APPLIED, LAST_GOOD
+from ollama_deploy.facts.config import APPLIED, CHECKED, LAST_GOOD
 from ollama_deploy.lib.dropins import DROPIN_DIR, DROPIN_FILES
 from ollama_deploy.lib.operations import files_content
 from ollama_deploy.lib.plan import plan_for
@@ -37,7 +37,7 @@ SYSUSERS, TMPFILES = "/etc/sysusers.d/ollama.conf", "/etc/tmpfiles.d/ollama.conf
 def installed_files(prefix: str) -> list[str]:
     """Every file the deploy writes outside directories it owns whole."""
     return [UNIT_PATH, *(f"{DROPIN_DIR}/{name}" for name in DROPIN_FILES), FIREWALL_UNIT_PATH, RULES,
-            RESUME_HOOK, f"{prefix}/bin/ollama", SYSUSERS, TMPFILES, APPLIED, *CHECK_FILES,
+            RESUME_HOOK, f"{prefix}/bin/ollama", SYSUSERS, TMPFILES, APPLIED, CHECKED, *CHECK_FILES,
             f"{METRICS_DIR}/ollama_check.prom"]
 
 

@@ -21,6 +21,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import python
 
 from ollama_deploy.lib.budget import memory_max_bytes
+from ollama_deploy.lib.checked import checks_passed, unchanged_since_passed
 from ollama_deploy.lib.dropins import dropins
 from ollama_deploy.lib.ollama_env import READS, logged_form, side
 from ollama_deploy.lib.plan import LIBRARY_DIRS, HostPlan, plan_for
@@ -221,7 +222,7 @@ def _preload(target, api: str, candidates: list[str]) -> None:
     _run(target, f"curl -fsS --max-time 120 {api}/api/{path} -d {shlex.quote(json.dumps(body))} >/dev/null")
 
 
-def _verify(state, host, plan: HostPlan, changes=()):
+def _verify(state, host, plan: HostPlan, changes=(), converging: bool = False):
     # The kernel's RAM in the same round trip: what systemd scales a MemoryMax percentage by.
     show = _run(host, "systemctl show ollama.service -p Environment -p CPUQuotaPerSecUSec -p CPUWeight "
                       "-p MemoryMax -p InvocationID; awk '/^MemTotal:/ {print \"MemTotalKiB=\" $2}' /proc/meminfo")
@@ -229,7 +230,10 @@ def _verify(state, host, plan: HostPlan, changes=()):
     environment = environment_items(shown.get("Environment", ""))
     api = api_url(plan.settings)
     candidates = smoke_candidates(plan.settings)
-    if candidates:  # the checked model loaded (and its load logged) before the journal is read
+    # In a deploy run that finds everything as when the checks last passed, no model is loaded: the
+    # offload checks cover what is loaded now (verify.py on its own always loads one).
+    unchanged = converging and unchanged_since_passed(host, plan.settings, candidates)
+    if candidates and not unchanged:  # the checked model loaded (and its load logged) before the journal is read
         _preload(host, api, candidates)
     # Only Ollama's own slog lines: llama-server's output passes through raw (generated token bytes
     # need not be valid UTF-8), and verify reads nothing from it.
@@ -253,7 +257,9 @@ def _verify(state, host, plan: HostPlan, changes=()):
     (REPORT_DIR / f"{host.name}.json").write_text(json.dumps(report, indent=2))
     failed = [c for c in checks if not c["ok"]]
     logger.info(f"[{host.name}] verify: {len(checks) - len(failed)}/{len(checks)} checks passed, "
-                f"unit exposure {report['exposure']}")
+                f"unit exposure {report['exposure']}" + (", no model loaded (unchanged since passed)" if unchanged else ""))
+    if converging and not failed:
+        checks_passed(host, plan.settings, candidates)
     if failed:
         return fail_with_rollback(host, "verify failed: " + "; ".join(
             f"{c['setting']}: want {c['want']}, seen {c['seen']} ({c['where']}){' - ' + c['cause'] if c.get('cause') else ''}"
@@ -261,9 +267,10 @@ def _verify(state, host, plan: HostPlan, changes=()):
 
 
 @deploy("Verify")
-def verify_host(changes=()):
-    """`changes`: the operations whose change would be rolled back if verify fails."""
+def verify_host(changes=(), converging: bool = False):
+    """`changes`: the operations whose change would be rolled back if verify fails. `converging`: run by
+    the deploy after the smoke (which then may skip the model load, and records a pass)."""
     # Unchecked plan: a host whose GPUs vanished must be verified (and fail with the cause), not refused.
     plan = plan_for(host, check=False)
     python.call(name="Verify: settings seen by systemd and Ollama, GPU offload, sandbox", function=_verify, plan=plan,
-                changes=list(changes))
+                changes=list(changes), converging=converging)

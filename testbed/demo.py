@@ -38,6 +38,8 @@ def run_demo(tb: Testbed) -> int:
         if smoke:
             print(f"  smoke:    {smoke['model']}: TTFT {smoke['ttft_ms']} ms, {smoke['tokens_per_s']} tok/s, "
                   f"load {smoke['load_ms']} ms")
+        elif run.rc == 0:
+            print("  smoke:    none needed: passed before against this Ollama process and these models")
     if run.rc != 0:
         print("\n" + run.stderr[-3000:])
     else:

@@ -18,6 +18,9 @@ SAVED = f"{LAST_GOOD}/digest"  # the digest of the configuration saved in LAST_G
 # Digest of the configuration (and binary) the running Ollama was last started with.
 APPLIED = "/var/lib/ollama-deploy/applied-digest"
 
+# The Ollama process (InvocationID) and models the smoke generate and verify last passed against.
+CHECKED = "/var/lib/ollama-deploy/checked"
+
 
 CONFIG = f"/etc/systemd/system/ollama.service {DROPIN_DIR}/*.conf"
 

@@ -208,6 +208,10 @@ class OllamaSettings(BaseModel):
         [], "More models for one host, added to ollama_models (so a host need not repeat its group's list).")
     ollama_prune_models: bool = setting(False, "Remove models that are not listed.")
     ollama_run_smoke: bool = setting(True, "Run one generate per host after the deploy.")
+    ollama_smoke_every_run: bool = setting(
+        False, "Also generate (smoke) and load a model (verify) on a run that finds Ollama's process, its models and "
+               "the check settings as they were when the checks last passed; off, such a run loads no model, so "
+               "what is loaded, and its keep-alive, stay.")
     ollama_smoke_model: str | None = setting(None, "Model for the smoke generate (default: the first model).")
     ollama_smoke_prompt: str = setting("Reply with one short sentence about the sea.", "Prompt for the smoke generate.")
     ollama_api_timeout: int = setting(60, "Seconds to wait for the API after a (re)start.", unit="seconds")

@@ -44,6 +44,30 @@ def test_second_run_changes_nothing_restarts_nothing_and_fetches_nothing(deploy_
     assert [line for line in log.read_text().splitlines()[seen:] if "/v2/" in line] == []
 
 
+def loaded_models(tb, host: str) -> list[str]:
+    return [m["name"] for m in json.loads(ssh(tb, host, "curl -fsS 127.0.0.1:11434/api/ps").stdout)["models"]]
+
+
+def test_a_rerun_loads_no_model_until_ollama_restarts(deploy_testbed, first_run):
+    """A no-op rerun leaves memory alone (a load would reset the keep-alive, and on a GPU host could
+    evict the model being served); a restarted Ollama (a crash, a reboot) is generated with again."""
+    tb = deploy_testbed
+    host = next(h for h in tb.hosts if h.profile == "cpu_xeon").name
+    for name in loaded_models(tb, host):  # unloaded, as after the keep-alive ran out
+        ssh(tb, host, f"curl -fsS 127.0.0.1:11434/api/generate -d '{json.dumps({'model': name, 'keep_alive': 0})}'")
+    assert loaded_models(tb, host) == []
+    again = run_deploy(tb.inventory_path, "--limit", host)
+    assert again.rc == 0, again.stderr[-3000:]
+    assert f"[{host}] smoke: passed before against this Ollama process" in again.stderr
+    assert loaded_models(tb, host) == []
+    ssh(tb, host, "systemctl restart ollama")
+    restarted = run_deploy(tb.inventory_path, "--limit", host)
+    assert restarted.rc == 0 and restarted.changed_ops() == [], restarted.stderr[-3000:]
+    assert f"[{host}] smoke {model_of(tb, host)}" in restarted.stderr and loaded_models(tb, host)
+    forced = run_deploy(tb.inventory_path, "--limit", host, "--data", "ollama_smoke_every_run=true")
+    assert f"[{host}] smoke {model_of(tb, host)}" in forced.stderr, forced.stderr[-3000:]
+
+
 def test_one_host_override_changes_and_restarts_only_that_host(deploy_testbed, first_run, tmp_path):
     target = next(h for h in deploy_testbed.hosts if h.profile == "dual_gpu")
     inventory = inventory_with(deploy_testbed, tmp_path, target.name, ollama_keep_alive="2h")

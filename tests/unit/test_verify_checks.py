@@ -1,4 +1,7 @@
 """Verify's verdict on each OLLAMA_* variable systemd gives Ollama, against its `server config` line."""
+import json
+
+from ollama_deploy.lib.checked import parse_state
 from ollama_deploy.lib.plan import HostPlan, settings_from
 from ollama_deploy.tasks.verify import check_compute, check_settings, environment_items, parse_server_config
 from tests.unit.recorded import SEED003, gpus, machine
@@ -70,3 +73,18 @@ def test_systemctl_show_items_with_spaces_and_quotes():
     shown = 'OLLAMA_KEEP_ALIVE=1h "OLLAMA_ORIGINS=http://a/\\"x\\",http://b c" OLLAMA_MODELS=/srv/m'
     assert environment_items(shown) == ["OLLAMA_KEEP_ALIVE=1h", 'OLLAMA_ORIGINS=http://a/"x",http://b c',
                                         "OLLAMA_MODELS=/srv/m"]
+
+
+def test_the_model_loading_checks_are_skipped_only_for_what_they_passed_against():
+    tags = json.dumps({"models": [{"name": "m:latest", "digest": "aa"}]})
+    now, passed = parse_state(f"inv1\nnone\n{tags}", ["m"], "p", True)
+    assert passed == "none" and now.startswith("inv1 ")
+    assert parse_state(f"inv1\n{now}\n{tags}", ["m"], "p", True) == (now, now)
+    differ = [parse_state(f"inv2\n{now}\n{tags}", ["m"], "p", True),  # Ollama restarted
+              parse_state(f"inv1\n{now}\n{tags.replace('aa', 'bb')}", ["m"], "p", True),  # the model re-pulled
+              parse_state(f"inv1\n{now}\n{tags}", ["m", "e"], "p", True),  # another model to check
+              parse_state(f"inv1\n{now}\n{tags}", ["m"], "q", True),  # another prompt
+              parse_state(f"inv1\n{now}\nnot json", ["m"], "p", True)]  # an API that does not answer JSON
+    assert all(n != p for n, p in differ)
+    assert parse_state(f"\n{now}\n", ["m"], "p", True)[0] == ""  # no process: never "unchanged"
+    assert parse_state("", ["m"], "p", True) == ("", "none")
