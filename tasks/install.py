@@ -41,7 +41,8 @@ def host_tools(artifact_name: str) -> None:
 def debian_packages(wanted: list[str], what: str) -> None:
     """Install what is missing of `wanted` from the host's own sources (package lists updated first,
     only then: a host that has them all costs one fact and changes nothing)."""
-    missing = [p for p in wanted if p not in host.get_fact(DebPackages)]
+    installed = host.get_fact(DebPackages)  # once: pyinfra 3 runs a fact's command at every get_fact
+    missing = [p for p in wanted if p not in installed]
     if missing:
         apt.update(name=f"Package lists ({what.lower()}: missing)")
         apt.packages(name=f"{what}: {', '.join(missing)}", packages=missing, no_recommends=True)
@@ -77,7 +78,8 @@ def install_ollama():
     # The account and the directories it writes, declared the systemd way (as distribution packages
     # do): one cheap check per run, where pyinfra's server.user reads every account on the host.
     # GPU device nodes belong to render/video; Ollama needs them, where the groups exist.
-    gpu_groups = [g for g in ("render", "video") if g in host.get_fact(Groups)]
+    groups = host.get_fact(Groups)
+    gpu_groups = [g for g in ("render", "video") if g in groups]
     sysusers, tmpfiles = "/etc/sysusers.d/ollama.conf", "/etc/tmpfiles.d/ollama.conf"
     files_content(name="Account and directories (sysusers.d, tmpfiles.d)", files={
         sysusers: render("sysusers.conf.j2", home=OLLAMA_HOME, groups=gpu_groups),
