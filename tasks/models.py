@@ -32,6 +32,11 @@ from ollama_deploy.lib.settings import api_url, selected_models
 from ollama_deploy.tasks.rollback import fail_with_rollback
 
 
+def models_on_host(plan, api: str) -> dict:
+    """The host's models as the plan read them (no second round trip), else read now."""
+    return plan.models_on_host if plan.models_on_host is not None else host.get_fact(OllamaModels, api=api)
+
+
 @deploy("Models")
 def ensure_models():
     plan = plan_for(host)
@@ -40,7 +45,7 @@ def ensure_models():
     api = api_url(settings)
     models = [m for m in selected_models(settings) if m not in plan.missing]  # the plan warned about those
     if fleet_cache_on(settings):  # fetched once on the control node (at plan time), then copied; the pull below confirms
-        on_host = host.get_fact(OllamaModels, api=api)  # read by the plan already: no extra round trip
+        on_host = models_on_host(plan, api)
         cached = [model_for(model, settings, on_host.get(canonical_model(model))) for model in models]
         models_seeded(name="Seed models from the fleet cache", models_dir=settings.ollama_models_dir,
                       manifests={c.manifest_relpath: str(c.manifest) for c in cached},
@@ -50,7 +55,7 @@ def ensure_models():
         # A failed pull (no space, a registry error) does not stop the other models; the host fails at the end.
         if settings.ollama_site_registry:
             load = functools.partial(load_model, model, settings)
-            if canonical_model(model) not in host.get_fact(OllamaModels, api=api):  # read by the plan already
+            if canonical_model(model) not in models_on_host(plan, api):
                 expected(load)  # started as soon as the registry serves (site_registry's last step)
             model_pulled_from_site(name=f"Model {model} from the site registry", model=model,
                                    site_model=site_name(model, settings), load=load,
@@ -65,7 +70,7 @@ def ensure_models():
         model_tuned(name=f"Tuned {model}", model=model, parameters=parameters, api=api)
     if settings.ollama_prune_models:
         wanted = {canonical_model(m) for m in models} | {tuned_name(m) for m in settings.ollama_model_parameters}
-        present: dict = host.get_fact(OllamaModels, api=api)
+        present = models_on_host(plan, api)
         for model in sorted(set(present) - wanted):
             model_absent(name=f"Remove unlisted model {model}", model=model, api=api, ollama=ollama)
 

@@ -64,6 +64,7 @@ class HostPlan:
     models: dict = field(default_factory=dict)  # name -> ModelInfo, when the budget was checked
     foreign: tuple = ()  # adopt.Directive: what else configures ollama.service there (taken over)
     missing: dict = field(default_factory=dict)  # model -> why the registry does not have it (not pulled)
+    models_on_host: dict | None = None  # OllamaModels as the plan read it (None: not read)
 
     @property
     def wants_gpu(self) -> bool:
@@ -265,11 +266,11 @@ def plan_for(target, check: bool = True) -> HostPlan:
         except (ReleaseError, FleetCacheError) as e:
             source = settings.ollama_release_local_dir or settings.ollama_release_base_url
             problems.append(f"key ollama_release_base_url, value {source!r}: {e}")
-    infos, missing = {}, {}
+    infos, missing, on_host = {}, {}, None
     # With the fleet cache the models are fetched and verified now, so a bad one stops the run here.
     wants_info = settings.ollama_check_memory_budget or fleet_cache_on(settings)
     if check and wants_info and selected_models(settings) and not problems:
-        # What the host already has (the fact the pulls read anyway, so no extra round trip).
+        # What the host already has (kept in the plan: pyinfra runs a fact's command at every get_fact).
         on_host = target.get_fact(OllamaModels, api=api_url(settings))
         try:
             for m in selected_models(settings):
@@ -293,5 +294,6 @@ def plan_for(target, check: bool = True) -> HostPlan:
         raise SettingsError(problems)
     for note in context_notes(settings, infos) + (dubious(settings, hw) if check else []):
         warn(target.name, note)
-    _PLANS[(target.name, check)] = HostPlan(profile, hw, settings, infos, tuple(foreign) if check else (), missing)
+    _PLANS[(target.name, check)] = HostPlan(profile, hw, settings, infos, tuple(foreign) if check else (), missing,
+                                            on_host)
     return _PLANS[(target.name, check)]
