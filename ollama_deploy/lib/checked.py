@@ -6,9 +6,9 @@ keep-alive, are left alone (a request's keep_alive replaces the loaded model's, 
 GPU host a load can evict the model being served). ollama_smoke_every_run turns this off.
 
 Example (inside python.call callbacks):
-    now, passed = check_state(host, settings)
-    if now == passed: ...            # unchanged since the checks passed
-    checks_passed(host, now)         # once they pass again
+    if not unchanged_since_passed(host, settings, candidates):
+        ...                                         # generate, load, check
+    checks_passed(host, settings, candidates)       # once they pass
 """
 from __future__ import annotations
 
