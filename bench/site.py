@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench import uplink
 from bench.fleet import busy_cpu_seconds, machine, settled
+from bench.proccpu import ProcessCpu
 from ollama_deploy.tasks.site_registry import PROBE_BLOB
 from testbed import core
 from testbed.deployrun import run_deploy
@@ -43,6 +44,7 @@ class Run:
     changes: int = 0
     registry_requests: list[str] = field(default_factory=list)  # model and release requests any registry answered
     commands_per_host: float = 0.0
+    cpu_by_command: dict[str, float] = field(default_factory=dict)  # the programs most of machine_cpu_s went to
 
 
 @dataclass
@@ -84,7 +86,8 @@ def measured(tb: Testbed, extra: list[str], debug: bool = False) -> tuple[Run, o
     front_before = front_lines(tb)
     uplink_before = uplink.sent_bytes(tb)
     machine_cpu, control_cpu = busy_cpu_seconds(), children_cpu_s()
-    result = run_deploy(tb.inventory_path, *extra, *(["--debug"] if debug else []), timeout=1200)
+    with ProcessCpu() as by_process:
+        result = run_deploy(tb.inventory_path, *extra, *(["--debug"] if debug else []), timeout=1200)
     machine_cpu, control_cpu = busy_cpu_seconds() - machine_cpu, children_cpu_s() - control_cpu
     if result.rc != 0:
         errors = [line for line in result.stderr.splitlines() if re.search(r"rror|failed|stalled", line)]
@@ -93,7 +96,9 @@ def measured(tb: Testbed, extra: list[str], debug: bool = False) -> tuple[Run, o
     sent = {k: max(0, v - uplink_before.get(k, 0)) for k, v in uplink.sent_bytes(tb).items()}
     requests = mirror_requests(tb, mirror_before)[0] + front_lines(tb)[len(front_before):]
     commands = len(re.findall(r"Running command on", result.stderr)) / tb.host_count if debug else 0.0
-    return Run(result.seconds, machine_cpu, control_cpu, sent, len(result.changed_ops()), requests, commands), result
+    top = {name: round(cpu, 2) for name, cpu in by_process.by_command.most_common(12)}
+    return Run(result.seconds, machine_cpu, control_cpu, sent, len(result.changed_ops()), requests, commands,
+               top), result
 
 
 def idle_cpu_per_s(seconds: float = 5.0) -> float:
@@ -146,6 +151,12 @@ def limiting(r: Result, one: Result, rate_bps: float, host_alone_cpu_s: float) -
     alone_s = (one.fresh.machine_cpu_s + (r.hosts - one.hosts) * host_alone_cpu_s) / cores
     reasons.append(f"with no contention ({host_alone_cpu_s:.1f} CPU-s per more host, as alone) CPU would need "
                    f">= {alone_s:.1f} s ({alone_s / one.fresh.seconds:.2f}x)")
+    # Which programs the CPU went to, per host, beside what 1 host's run gave each of them.
+    alone = one.fresh.cpu_by_command
+    reasons.append("CPU went to " + ", ".join(
+        f"{name} {cpu:.1f} ({cpu / r.hosts:.2f}/host; 1 host: "
+        f"{f'{alone[name] / one.hosts:.2f}' if name in alone else 'less'})"
+        for name, cpu in list(r.fresh.cpu_by_command.items())[:3]))
     bound = max(wire_s, cpu_s)
     if bound < 0.75 * r.fresh.seconds:
         reasons.append(f"mostly waiting: {r.fresh.seconds - bound:.1f} s above the larger floor "
