@@ -155,7 +155,7 @@ def limiting(r: Result, one: Result, rate_bps: float, host_alone_cpu_s: float) -
     alone = one.fresh.cpu_by_command
     reasons.append("CPU went to " + ", ".join(
         f"{name} {cpu:.1f} ({cpu / r.hosts:.2f}/host; 1 host: "
-        f"{f'{alone[name] / one.hosts:.2f}' if name in alone else 'less'})"
+        f"{f'{alone[name] / one.hosts:.2f}' if name in alone else 'not among its 12 largest'})"
         for name, cpu in list(r.fresh.cpu_by_command.items())[:3]))
     bound = max(wire_s, cpu_s)
     if bound < 0.75 * r.fresh.seconds:

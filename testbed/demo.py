@@ -38,7 +38,7 @@ def run_demo(tb: Testbed) -> int:
         if smoke:
             print(f"  smoke:    {smoke['model']}: TTFT {smoke['ttft_ms']} ms, {smoke['tokens_per_s']} tok/s, "
                   f"load {smoke['load_ms']} ms")
-        elif run.rc == 0:
+        elif f"[{h.name}] smoke: passed before" in run.stderr:  # the deploy's own line, not a guess from no report
             print("  smoke:    none needed: passed before against this Ollama process and these models")
     if run.rc != 0:
         print("\n" + run.stderr[-3000:])

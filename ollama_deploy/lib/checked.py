@@ -44,7 +44,8 @@ def check_key(invocation: str, digests: dict[str, str], candidates: list[str], p
 
 def parse_state(output: str, candidates: list[str], prompt: str, run_smoke: bool) -> tuple[str, str]:
     """(now, passed) from the lines of check_state's command: InvocationID, the stamp, /api/tags."""
-    invocation, passed, *tags = output.splitlines() + ["", "none"][len(output.splitlines()):]
+    lines = output.splitlines()
+    invocation, passed, *tags = lines + ["", "none"][len(lines):]  # what a host that answered nothing lacks
     try:
         digests = OllamaModels().process(tags) if any(tags) else {}
     except FactProcessError:  # a server not answering JSON: nothing matches, the checks run
