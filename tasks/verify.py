@@ -206,6 +206,21 @@ def check_cloud(plan: HostPlan, journal: str) -> list[dict]:
              "ok": said[-1:] == ["true"] and not calls, "where": "Ollama start-up log"}]
 
 
+def check_threads(plan: HostPlan, journal: str, loaded: bool) -> list[dict]:
+    """With ollama_llama_threads, the thread count the last llama-server started with (its system_info
+    line; Ollama does not log LLAMA_ARG_THREADS). A model with its own num_thread gets -t, which wins."""
+    wanted = plan.settings.ollama_llama_threads
+    seen = re.findall(r"system_info: n_threads = (\d+)", journal)
+    if not wanted or not (seen or loaded):
+        return []
+    own = {str(n[-1] if isinstance(n, list) else n) for params in plan.settings.ollama_model_parameters.values()
+           if (n := params.get("num_thread")) is not None}  # a parameter may be given as a list
+    return [{"setting": "LLAMA_ARG_THREADS", "want": f"n_threads = {wanted}", "ok": bool(seen) and (
+                seen[-1] == str(wanted) or seen[-1] in own),
+             "seen": f"n_threads = {seen[-1]}" if seen else "no llama-server started since Ollama's start",
+             "where": "llama-server's system_info line" + (" (or a model's num_thread)" if own else "")}]
+
+
 def _preload(target, api: str, candidates: list[str]) -> None:
     """Load the first model that can generate (an empty prompt only loads), else the first one (an
     embedding model: an /api/embed without input only loads). No keep_alive: a request's value
@@ -235,10 +250,10 @@ def _verify(state, host, plan: HostPlan, changes=(), converging: bool = False):
     unchanged = converging and unchanged_since_passed(host, plan.settings, candidates)
     if candidates and not unchanged:  # the checked model loaded (and its load logged) before the journal is read
         _preload(host, api, candidates)
-    # Only Ollama's own slog lines: llama-server's output passes through raw (generated token bytes
-    # need not be valid UTF-8), and verify reads nothing from it.
+    # Ollama's own slog lines and llama-server's thread count: the rest of llama-server's output passes
+    # through raw (generated token bytes need not be valid UTF-8).
     journal = _run(host, f"journalctl _SYSTEMD_INVOCATION_ID={shown.get('InvocationID', 'none')} -o cat --no-pager"
-                         " | grep -a '^time=.* level='")
+                         " | grep -a -e '^time=.* level=' -e 'system_info: n_threads = '")
     config_lines = [line for line in journal.splitlines() if 'msg="server config"' in line]
     logged = parse_server_config(config_lines[-1]) if config_lines else {}
     ps = json.loads(_run(host, f"curl -fsS --max-time 5 {api}/api/ps") or "{}")
@@ -247,7 +262,8 @@ def _verify(state, host, plan: HostPlan, changes=(), converging: bool = False):
     mem_kib = shown.get("MemTotalKiB", "")
     checks = (check_settings(plan, environment, logged, shown, int(mem_kib) * 1024 if mem_kib.isdigit() else None)
               + check_compute(plan, journal, ps, environment)
-              + check_cloud(plan, journal))
+              + check_cloud(plan, journal)
+              + check_threads(plan, journal, loaded=bool(candidates)))
     if not logged:
         checks.append({"setting": "server config", "want": "logged since the last start", "seen": "absent",
                        "ok": False, "where": "journal"})

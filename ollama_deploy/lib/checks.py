@@ -69,6 +69,12 @@ def unsigned(v):
     return v
 
 
+def threads(v):
+    if v is not None and v < 1:
+        raise ValueError("at least 1 (llama.cpp reads 0 or less as its default: one thread per physical core)")
+    return v
+
+
 def parallel(v):
     if v is not None and v < 1:
         raise ValueError("at least 1 (Ollama treats 0 as 1)")
@@ -293,6 +299,7 @@ def combinations(s):
 KeepAlive = Annotated[str | int | None, BeforeValidator(keep_alive)]
 Unsigned = Annotated[int, AfterValidator(unsigned)]
 Parallel = Annotated[int, AfterValidator(parallel)]
+Threads = Annotated[int, AfterValidator(threads)]
 CpuQuota = Annotated[str, AfterValidator(cpu_quota)]
 CpuWeight = Annotated[int, AfterValidator(cpu_weight)]
 MemoryMax = Annotated[str, AfterValidator(memory_max)]

@@ -115,6 +115,12 @@ def _hardware_problems(s: OllamaSettings, hw: Hardware, profile: str) -> list[st
     if s.ollama_cpu_quota and float(s.ollama_cpu_quota[:-1]) > hw.threads * 100:
         problems.append(f"key ollama_cpu_quota, value {s.ollama_cpu_quota!r}: above the host's {hw.threads} "
                         f"threads (at most {hw.threads * 100}%)")
+    if s.ollama_llama_threads and s.ollama_llama_threads > hw.threads:
+        # Measured on the testbed: 8 llama-servers of 2 threads on 2 CPUs load and generate in 9.0 s and
+        # 16.4 CPU-s, with 1 thread each in 1.5 s and 1.5 CPU-s (ggml's barriers spin).
+        problems.append(f"key ollama_llama_threads, value {s.ollama_llama_threads!r}: above the host's {hw.threads} "
+                        "threads (ggml's threads wait for each other by spinning, so a thread without a CPU "
+                        "burns the others' time)")
     limit = memory_max_bytes(s.ollama_memory_max, hw.mem_total_mib * 2**20)
     if limit and limit > hw.mem_total_mib * 2**20:
         problems.append(f"key ollama_memory_max, value {s.ollama_memory_max!r}: above the host's RAM "

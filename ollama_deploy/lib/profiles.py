@@ -38,7 +38,7 @@ PROFILES: dict[str, Profile] = {
         },
         left_out=(
             "OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS, VECLIB_MAXIMUM_THREADS: Ollama 0.32.15 reads "
-            "none of them; the thread count is the per-model parameter num_thread",
+            "none of them; the thread count is ollama_llama_threads (LLAMA_ARG_THREADS), or per model num_thread",
             "OLLAMA_LLM_LIBRARY=cpu_avx2: names no library directory; CPU variants are chosen at load time",
         )),
     "dual_gpu": Profile(
@@ -65,7 +65,8 @@ PROFILES: dict[str, Profile] = {
             # Flash attention misbehaved on sm_121 when the host was tuned; derive() also turns it off.
             "ollama_flash_attention": False,
         },
-        left_out=("OLLAMA_NUM_THREADS: never read; the thread count is the per-model parameter num_thread",)),
+        left_out=("OLLAMA_NUM_THREADS: never read; the thread count is ollama_llama_threads (LLAMA_ARG_THREADS, "
+                  "read by llama-server), or per model num_thread",)),
 }
 
 GPU_PROFILES = tuple(name for name, profile in PROFILES.items() if profile.gpu)

@@ -34,6 +34,7 @@ from ollama_deploy.lib.checks import (
     Parallel,
     PlainPath,
     Sha256s,
+    Threads,
     TimeSpan,
     Unsigned,
     Url,
@@ -46,14 +47,16 @@ SITE_REGISTRY_PREFIX = "site_registry_"  # a site registry host's settings (lib/
 # Keys operators bring from hand-tuned hosts (docs/hand-tuned-hosts.md): Ollama 0.32.15 never reads these
 # variables (docs/ollama-0.32.15.md §3).
 PLACEBOS = {
-    "ollama_num_threads": "OLLAMA_NUM_THREADS is never read by Ollama; threads are the per-model parameter "
-                          "num_thread: ollama_model_parameters = {'<model>': {'num_thread': N}}",
+    "ollama_num_threads": "OLLAMA_NUM_THREADS is never read by Ollama; for every model set ollama_llama_threads = N "
+                          "(LLAMA_ARG_THREADS, read by llama-server), for one model the parameter num_thread: "
+                          "ollama_model_parameters = {'<model>': {'num_thread': N}}",
     "ollama_num_gpu_layers": "OLLAMA_NUM_GPU_LAYERS is never read by Ollama; GPU layers are the per-model "
                              "parameter num_gpu: ollama_model_parameters = {'<model>': {'num_gpu': N}}",
     "ollama_no_cuda": "OLLAMA_NO_CUDA is never read by Ollama; to keep GPUs away set "
                       "ollama_cuda_visible_devices='-1', or per model num_gpu 0",
     **{f"ollama_{v}": f"{v.upper()} is never read by Ollama (llama-server uses its own thread pool); use "
-                      "the per-model parameter num_thread in ollama_model_parameters"
+                      "ollama_llama_threads (every model) or the per-model parameter num_thread in "
+                      "ollama_model_parameters"
        for v in ("omp_num_threads", "mkl_num_threads", "openblas_num_threads", "veclib_maximum_threads")},
 }
 DEFAULT_MODELS_DIR = "/usr/share/ollama/.ollama/models"  # Ollama's default under the ollama user's HOME
@@ -123,6 +126,11 @@ class OllamaSettings(BaseModel):
         None, "KV cache type (llama.cpp's f16 when unset); the block types (q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1) "
               "need flash attention and a head size of a multiple of 32, or the model fails to load.",
         dropin="performance.conf", env="OLLAMA_KV_CACHE_TYPE")
+    ollama_llama_threads: Threads | None = setting(
+        None, "CPU threads llama-server computes with, for every model (llama.cpp reads LLAMA_ARG_THREADS; Ollama "
+              "passes its environment on, and -t only for a model with num_thread, which wins). Unset: one per "
+              "physical core. ggml's threads wait for each other by spinning: never more than the host's CPUs.",
+        dropin="performance.conf", env="LLAMA_ARG_THREADS")
 
     # 10-gpu.conf
     ollama_cuda_visible_devices: VisibleDevices | None = setting(

@@ -164,6 +164,28 @@ def test_model_parameters_apply_through_a_tuned_model(deploy_testbed, first_run)
     assert again.rc == 0 and again.changed_ops() == []
 
 
+def test_one_thread_count_for_every_model_reaches_llama_server(deploy_testbed, first_run):
+    """Ollama passes -t only for a model with num_thread and logs no thread count; LLAMA_ARG_THREADS
+    in its environment reaches llama-server (llm/llama_server.go SetupLlamaServerCommandEnv), whose
+    system_info line says what it computes with. On real Ollama."""
+    tb = deploy_testbed
+    host = next(h.name for h in tb.hosts if tb.ollama_kind(h.profile) == "real")
+    run = run_deploy(tb.inventory_path, "--limit", host, "--data", "ollama_llama_threads=1")
+    assert run.rc == 0, run.stderr[-3000:]
+    assert 'Environment="LLAMA_ARG_THREADS=1"\n' in ssh(
+        tb, host, "cat /etc/systemd/system/ollama.service.d/performance.conf").stdout
+    report = json.loads((PROJECT_ROOT / "reports/verify" / f"{host}.json").read_text())
+    (threads,) = [c for c in report["checks"] if c["setting"] == "LLAMA_ARG_THREADS" and "system_info" in c["where"]]
+    assert threads["ok"] and threads["seen"] == "n_threads = 1", threads
+    # The running llama-server got it from Ollama's environment (no -t on its command line).
+    proc = ssh(tb, host, "p=$(pgrep -x llama-server | head -1); tr '\\0' '\\n' </proc/$p/environ "
+                         "| grep '^LLAMA_ARG_THREADS='; tr '\\0' ' ' </proc/$p/cmdline").stdout
+    assert proc.startswith("LLAMA_ARG_THREADS=1\n") and " -t " not in proc, proc
+    back = run_deploy(tb.inventory_path, "--limit", host)
+    assert back.rc == 0 and "LLAMA_ARG_THREADS" not in ssh(
+        tb, host, "cat /etc/systemd/system/ollama.service.d/performance.conf").stdout
+
+
 def test_a_tuned_context_of_a_million_tokens_converges_to_no_change(deploy_testbed, first_run):
     """/api/show prints a stored num_ctx of 1048576 with Go's %#v of a float64 (1.048576e+06): the
     rerun must read that back as the same number and change nothing."""

@@ -40,6 +40,7 @@ def test_data_overrides_derived_values():
 @pytest.mark.parametrize("data, profile, fragment", [
     ({"ollama_cpu_quota": "2500%"}, "cpu_xeon", "above the host's 24 threads (at most 2400%)"),
     ({"ollama_memory_max": "40G"}, "cpu_xeon", "above the host's RAM (32.0 GiB)"),
+    ({"ollama_llama_threads": 25}, "cpu_xeon", "above the host's 24 threads (ggml's threads wait"),
     ({"ollama_sched_spread": True}, "cpu_xeon", "does nothing on a host without NVIDIA GPUs"),
     ({"ollama_cuda_visible_devices": "0,3"}, "dual_gpu", "GPU 3 does not exist"),
     ({"ollama_llm_library": "vulkan"}, "dgx_spark", "no such library directory in the aarch64 release"),

@@ -3,7 +3,13 @@ import json
 
 from ollama_deploy.lib.checked import parse_state
 from ollama_deploy.lib.plan import HostPlan, settings_from
-from ollama_deploy.tasks.verify import check_compute, check_settings, environment_items, parse_server_config
+from ollama_deploy.tasks.verify import (
+    check_compute,
+    check_settings,
+    check_threads,
+    environment_items,
+    parse_server_config,
+)
 from tests.unit.recorded import SEED003, gpus, machine
 
 # What a real 0.32.15 logs (a few keys of its server config map are enough for the verdicts).
@@ -88,3 +94,26 @@ def test_the_model_loading_checks_are_skipped_only_for_what_they_passed_against(
     assert all(n != p for n, p in differ)
     assert parse_state(f"\n{now}\n", ["m"], "p", True)[0] == ""  # no process: never "unchanged"
     assert parse_state("", ["m"], "p", True) == ("", "none")
+
+
+SYSTEM_INFO = "cmn  common_param: system_info: n_threads = {} (n_threads_batch = {}) / 2 | CPU : AVX2 = 1 |"
+
+
+def _threads(data: dict, *started: int, loaded: bool = True) -> list[dict]:
+    hw = machine("cpu_xeon")
+    plan = HostPlan("cpu_xeon", hw, settings_from(hw, {"ollama_models": ["m", "t"], **data}))
+    return check_threads(plan, "\n".join(SYSTEM_INFO.format(n, n) for n in started), loaded)
+
+
+def test_the_thread_count_is_read_from_the_last_llama_server_start():
+    assert _threads({"ollama_llama_threads": 1}, 2, 1)[0]["ok"]
+    (wrong,) = _threads({"ollama_llama_threads": 1}, 1, 2)  # the last start ignored it
+    assert not wrong["ok"] and wrong["seen"] == "n_threads = 2" and wrong["want"] == "n_threads = 1"
+    (none,) = _threads({"ollama_llama_threads": 1})  # a model was to be loaded, none started
+    assert not none["ok"] and none["seen"] == "no llama-server started since Ollama's start"
+
+
+def test_a_models_own_num_thread_wins_and_no_setting_means_no_check():
+    tuned = {"ollama_llama_threads": 1, "ollama_model_parameters": {"t": {"num_thread": 3}}}
+    assert _threads(tuned, 3)[0]["ok"] and not _threads(tuned, 2)[0]["ok"]
+    assert _threads({}, 2) == [] and _threads({"ollama_llama_threads": 1}, loaded=False) == []

@@ -10,6 +10,7 @@ env, log, system, cfg, lib_dir and gpu_used, and Placement's _available.
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import time
 from pathlib import Path
@@ -115,6 +116,8 @@ class LlamaServer:
                 status.append(prefix + line[i + len(prefix):].rstrip(" \t\r"))
 
         out("ollama-deploy test double: simulated llama-server, no model is executed")
+        out(f"cmn  common_param: system_info: n_threads = {self._threads(r)} (n_threads_batch = {self._threads(r)}) / "
+            f"{os.cpu_count()} | CPU : (simulated) |")
         kvt = self.env.kv_cache_type
         if kvt and kvt not in VALID_KV_TYPES:
             time.sleep(0.05)
@@ -165,6 +168,17 @@ class LlamaServer:
                          "llama-server's log format \u2014 check for 'buffer size' lines in the output.",
                          "model", m.model_path, "gpus", len(p.gpus))
             r.plan = dataclasses.replace(p, size=weights, size_vram=weights)
+
+    def _threads(self, r: Runner) -> int:
+        """llama.cpp's thread count: -t (a model's num_thread), else LLAMA_ARG_THREADS from the environment
+        Ollama passes on (llm/llama_server.go SetupLlamaServerCommandEnv), else one per physical core."""
+        if r.opts["num_thread"] > 0:
+            return r.opts["num_thread"]
+        env = self.env.environ.get("LLAMA_ARG_THREADS", "")
+        if env.strip().lstrip("-").isdigit() and int(env) > 0:
+            return int(env)
+        cores = {f.read_text() for f in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/thread_siblings")}
+        return len(cores) or os.cpu_count() or 1
 
     @staticmethod
     def _kv_init_error(m: Model, kvt: str, fa: str) -> str:
