@@ -4,7 +4,15 @@ uplink (from the control node and the outside registry) is shaped with tc (bench
 100 Mbit/s shared); the LAN between hosts and the site registry is not. The model is 34 MB
 (testbed.real_models.BENCH_SPEC), so bytes dominate. Every figure is measured in this one run.
 
+The testbed's hosts share this machine's cores, where a real site's have their own. With llama.cpp's
+default thread count (one per core) every host's llama-server runs as many threads as the machine has
+cores, and ggml's threads wait for each other by spinning: 8 hosts' model loads then cost 8 to 10
+times the CPU of the same loads one by one. So each host is deployed with ollama_llama_threads=1
+(--threads; 0 keeps llama.cpp's default), in every row alike: what a host of its own would not pay
+is left out, what it would pay is measured.
+
 Run as root:  .venv/bin/python -m bench.site [--hosts 1,8,32] [--modes direct,fleet,site] [--rate 100mbit]
+              [--threads 1]
 Uses its own testbeds (named <mode><hosts>, e.g. "site32"), brought down afterwards.
 """
 from __future__ import annotations
@@ -108,7 +116,7 @@ def idle_cpu_per_s(seconds: float = 5.0) -> float:
     return (busy_cpu_seconds() - before) / seconds
 
 
-def bench_one(mode: str, hosts: int, rate: str, cache_root: Path) -> Result:
+def bench_one(mode: str, hosts: int, rate: str, cache_root: Path, threads: int) -> Result:
     tb = Testbed.named(f"{mode}{hosts}", hosts=hosts, site_registries=1 if mode == "site" else 0,
                        profiles=("cpu_xeon",))
     core.down(tb)
@@ -116,6 +124,8 @@ def bench_one(mode: str, hosts: int, rate: str, cache_root: Path) -> Result:
     try:
         row = publish_real_models(tb.mirror_root, [BENCH_SPEC])[0]
         extra = ["--data", f'ollama_models=["{MODEL}"]']
+        if threads:
+            extra += ["--data", f"ollama_llama_threads={threads}"]
         if mode == "fleet":
             extra += ["--data", "ollama_fleet_cache=true", "--data", f"ollama_fleet_cache_dir={cache_root / tb.name}"]
         settled(tb)
@@ -178,9 +188,10 @@ def noop_cpu(r: Result) -> str:
             f"hosts answering the commands {rest:.1f} ({rest / r.hosts:.2f} per host)")
 
 
-def report(results: list[Result], rate: str, rate_bps: float) -> list[str]:
+def report(results: list[Result], rate: str, rate_bps: float, threads: int) -> list[str]:
     out = [f"machine: {machine()}; uplink {rate} shared (HTB on the testbed bridge), LAN unshaped; "
-           f"model {results[0].model_bytes / MB:.1f} MB, Ollama artifact {results[0].artifact_bytes / MB:.1f} MB"]
+           f"model {results[0].model_bytes / MB:.1f} MB, Ollama artifact {results[0].artifact_bytes / MB:.1f} MB; "
+           f"llama-server threads per host: {threads or 'llama.cpp default (one per core of this machine)'}"]
     out.append("| mode | hosts | fresh s | x 1 host | control CPU-s/host | uplink MB (ssh / outside registry / "
                "site loads / apt) | model copies over uplink | no-op s | no-op s/host | no-op registry requests "
                "| no-op changes | no-op commands/host (+ s at 20 ms RTT) |")
@@ -244,6 +255,8 @@ def main() -> int:
     ap.add_argument("--hosts", default="1,8,32")
     ap.add_argument("--modes", default="direct,fleet,site")
     ap.add_argument("--rate", default="100mbit")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="ollama_llama_threads for every host (0: llama.cpp's default; see above)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     args = ap.parse_args()
     rate = re.fullmatch(r"(\d+)mbit", args.rate)
@@ -255,11 +268,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="site-bench-") as cache:
         for hosts in [int(h) for h in args.hosts.split(",")]:
             for mode in args.modes.split(","):  # interleaved: drift in the machine hits every mode alike
-                results.append(bench_one(mode, hosts, args.rate, Path(cache)))
+                results.append(bench_one(mode, hosts, args.rate, Path(cache), args.threads))
                 print(f"  {mode} {hosts}: fresh {results[-1].fresh.seconds:.1f} s, no-op {results[-1].noop.seconds:.1f} s "
                       f"({time.monotonic() - started:.0f} s so far)", flush=True)
     results.sort(key=lambda r: (r.mode, r.hosts))
-    print("\n".join(report(results, args.rate, rate_bps)))
+    print("\n".join(report(results, args.rate, rate_bps, args.threads)))
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ | {"fresh": r.fresh.__dict__, "noop": r.noop.__dict__}
                                          for r in results], indent=1))
