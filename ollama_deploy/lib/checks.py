@@ -71,7 +71,7 @@ def unsigned(v):
 
 def threads(v):
     if v is not None and v < 1:
-        raise ValueError("at least 1 (llama.cpp reads 0 or less as its default: one thread per physical core)")
+        raise ValueError("at least 1 (0 or less is no thread count: llama.cpp puts a default of its own in its place)")
     return v
 
 
