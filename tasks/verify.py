@@ -23,6 +23,7 @@ from pyinfra.operations import python
 from ollama_deploy.lib.budget import memory_max_bytes
 from ollama_deploy.lib.checked import checks_passed, unchanged_since_passed
 from ollama_deploy.lib.dropins import dropins
+from ollama_deploy.lib.model_operations import typed_parameters
 from ollama_deploy.lib.ollama_env import READS, logged_form, side
 from ollama_deploy.lib.plan import LIBRARY_DIRS, HostPlan, plan_for
 from ollama_deploy.lib.remote import shell
@@ -213,10 +214,10 @@ def check_threads(plan: HostPlan, journal: str, loaded: bool) -> list[dict]:
     seen = re.findall(r"system_info: n_threads = (\d+)", journal)
     if not wanted or not (seen or loaded):
         return []
-    own = {str(n[-1] if isinstance(n, list) else n) for params in plan.settings.ollama_model_parameters.values()
-           if (n := params.get("num_thread")) is not None}  # a parameter may be given as a list
-    return [{"setting": "LLAMA_ARG_THREADS", "want": f"n_threads = {wanted}", "ok": bool(seen) and (
-                seen[-1] == str(wanted) or seen[-1] in own),
+    own = {typed_parameters(params).get("num_thread") for params in plan.settings.ollama_model_parameters.values()}
+    own.discard(None)
+    return [{"setting": "LLAMA_ARG_THREADS", "want": f"n_threads = {wanted}",
+             "ok": bool(seen) and int(seen[-1]) in {wanted, *own},
              "seen": f"n_threads = {seen[-1]}" if seen else "no llama-server started since Ollama's start",
              "where": "llama-server's system_info line" + (" (or a model's num_thread)" if own else "")}]
 

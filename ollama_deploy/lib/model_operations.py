@@ -97,7 +97,7 @@ def model_absent(model: str, api: str = "http://127.0.0.1:11434", ollama: str = 
     yield StringCommand("env", f"OLLAMA_HOST={shlex.quote(api)}", ollama, "rm", shlex.quote(model))
 
 
-def _typed(params: dict) -> dict:
+def typed_parameters(params: dict) -> dict:
     """Parameters as Ollama stores them (api.FormatParams), so settings and /api/show compare equal."""
     return format_params({k: [str(x) for x in v] if isinstance(v, list) else [str(v)] for k, v in params.items()})
 
@@ -116,7 +116,7 @@ def model_tuned(model: str, parameters: dict, api: str = "http://127.0.0.1:11434
         model_tuned(name="Tuned qwen2.5-coder:7b", model="qwen2.5-coder:7b",
                     parameters={"num_thread": 10, "num_ctx": 8192})
     """
-    tuned, wanted = tuned_name(model), _typed(parameters)
+    tuned, wanted = tuned_name(model), typed_parameters(parameters)
     current = host.get_fact(OllamaModelParameters, api=api, model=tuned)
     # The tuned model inherits the base model's own parameters (stop words, ...) under ours.
     base: dict | None = host.get_fact(OllamaModelParameters, api=api, model=canonical_model(model))

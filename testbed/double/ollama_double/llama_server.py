@@ -116,7 +116,8 @@ class LlamaServer:
                 status.append(prefix + line[i + len(prefix):].rstrip(" \t\r"))
 
         out("ollama-deploy test double: simulated llama-server, no model is executed")
-        out(f"cmn  common_param: system_info: n_threads = {self._threads(r)} (n_threads_batch = {self._threads(r)}) / "
+        threads = self._threads(r)
+        out(f"cmn  common_param: system_info: n_threads = {threads} (n_threads_batch = {threads}) / "
             f"{os.cpu_count()} | CPU : (simulated) |")
         kvt = self.env.kv_cache_type
         if kvt and kvt not in VALID_KV_TYPES:
@@ -177,6 +178,7 @@ class LlamaServer:
         env = self.env.environ.get("LLAMA_ARG_THREADS", "")
         if env.strip().lstrip("-").isdigit() and int(env) > 0:
             return int(env)
+        # Distinct sibling lists = physical cores (the double ships only gocompat, not lib/hardware.py).
         cores = {f.read_text() for f in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/thread_siblings")}
         return len(cores) or os.cpu_count() or 1
 
