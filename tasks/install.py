@@ -27,7 +27,9 @@ from ollama_deploy.tasks.adopt import taken_over
 from ollama_deploy.tasks.configure import render
 
 OLLAMA_HOME = "/usr/share/ollama"
-SITE_CA = "/usr/local/share/ca-certificates/ollama-site-ca.crt"  # update-ca-certificates reads *.crt here
+SITE_CA_DIR = "/etc/ollama-deploy/site-ca"  # in Ollama's SSL_CERT_DIR (its unit)
+SITE_CA = f"{SITE_CA_DIR}/ollama-site-ca.pem"
+TRUST_STORE_SITE_CA = "/usr/local/share/ca-certificates/ollama-site-ca.crt"  # where earlier versions put it
 
 
 def host_tools(artifact_name: str) -> None:
@@ -59,11 +61,16 @@ def install_ollama():
                          stamp=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     artifact = artifact_for(settings, plan.hardware.arch)
     host_tools(artifact.name)
-    # Go reads the trust store once per process: a new site CA needs a restart before the next pull.
-    # Before the download, which may come from the site registry too.
-    site_ca = files_content(name="Site CA", files={
+    # The site CA is trusted by Ollama (its unit's SSL_CERT_DIR) and the release download (curl --cacert)
+    # only, as Docker trusts a registry's CA (certs.d/): not by every TLS client on the host, and with
+    # no update-ca-certificates run (0.8 CPU-s a host, measured). Go reads it once per process: a new
+    # site CA restarts Ollama. Before the download, which may come from the site registry too.
+    site_ca = files_content(name="Site CA (for Ollama and the download)", files={
         SITE_CA: Path(settings.ollama_site_ca_file).expanduser().read_text() if settings.ollama_site_ca_file else None})
-    server.shell(name="Trust store (site CA)", commands=["update-ca-certificates"], _if=site_ca.did_change)
+    in_trust_store = files_content(name="Site CA out of the host's trust store (earlier versions put it there)",
+                                   files={TRUST_STORE_SITE_CA: None})
+    server.shell(name="Trust store without the site CA", commands=["update-ca-certificates --fresh"],
+                 _if=in_trust_store.did_change)
     load_into_site = None
     if settings.ollama_site_registry:
         # Loaded into the site registry once per run (from the control node), fetched by each host over the LAN.
@@ -104,8 +111,10 @@ def install_ollama():
                   dest=curl_config, mode="600", _if=not_installed)
     binary = release_installed(name=f"Ollama release {settings.ollama_version}",
                                url=artifact.url, sha256=artifact.sha256, prefix=settings.ollama_prefix,
-                               cache_dir=CACHE_DIR, curl_config=curl_config, load=load_into_site)
+                               cache_dir=CACHE_DIR, curl_config=curl_config, load=load_into_site,
+                               cacert=SITE_CA if settings.ollama_site_registry and settings.ollama_site_ca_file else None)
     unit = files_content(name="Unit ollama.service", files={"/etc/systemd/system/ollama.service": render(
         "ollama.service.j2", prefix=settings.ollama_prefix, home=OLLAMA_HOME, models_dir=settings.ollama_models_dir,
-        gpu=bool(plan.hardware.gpus), firewall=not listens_on_loopback(settings.ollama_host))})
+        gpu=bool(plan.hardware.gpus), firewall=not listens_on_loopback(settings.ollama_host),
+        site_ca_dir=SITE_CA_DIR if settings.ollama_site_ca_file else None)})
     return [adopted, site_ca, binary, unit]

@@ -25,7 +25,7 @@ from ollama_deploy.tasks.configure import RESUME_HOOK
 from ollama_deploy.tasks.firewall import RULES
 from ollama_deploy.tasks.firewall import UNIT as FIREWALL_UNIT
 from ollama_deploy.tasks.firewall import UNIT_PATH as FIREWALL_UNIT_PATH
-from ollama_deploy.tasks.install import OLLAMA_HOME
+from ollama_deploy.tasks.install import OLLAMA_HOME, SITE_CA
 from ollama_deploy.tasks.watch import FILES as CHECK_FILES
 from ollama_deploy.tasks.watch import METRICS_DIR
 from ollama_deploy.tasks.watch import TIMER as CHECK_TIMER
@@ -38,7 +38,7 @@ def installed_files(prefix: str) -> list[str]:
     """Every file the deploy writes outside directories it owns whole."""
     return [UNIT_PATH, *(f"{DROPIN_DIR}/{name}" for name in DROPIN_FILES), FIREWALL_UNIT_PATH, RULES,
             RESUME_HOOK, f"{prefix}/bin/ollama", SYSUSERS, TMPFILES, APPLIED, CHECKED, *CHECK_FILES,
-            f"{METRICS_DIR}/ollama_check.prom"]
+            f"{METRICS_DIR}/ollama_check.prom", SITE_CA]
 
 
 @deploy("Uninstall Ollama")

@@ -71,7 +71,7 @@ def write_inventory(tb: Testbed, release_sha256: dict[str, dict[str, str]]) -> P
             data["facts_override"] = {k: simulated[k] for k in FACT_KEYS}
         if tb.site_registry_url:
             data["ollama_site_registry"] = tb.site_registry_url
-            data["ollama_site_ca_file"] = str(tls.ensure_registry_cert(tb.state_dir / "tls")["ca"])
+            data["ollama_site_ca_file"] = str(tls.ensure_site_ca(tb.state_dir / "tls")["ca"])
         groups.setdefault(h.profile, []).append((h.name, data))
     for r in tb.registry_hosts:
         cert = tls.ensure_site_cert(tb.state_dir / "tls", r.name, r.ip)

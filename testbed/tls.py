@@ -2,7 +2,8 @@
 
 Real Ollama pulls `testbed/tiny` from https://registry.ollama.ai, as it would on any host. The testbed
 hosts resolve that name to the mirror (their /etc/hosts) and trust this CA (their trust store), so the
-mirror can answer for the registry over HTTPS without any change to Ollama or the deploy.
+mirror can answer for the registry over HTTPS without any change to Ollama or the deploy. Site
+registries get certificates from a site CA of their own, which no host trusts at boot.
 
 Example:
     paths = ensure_registry_cert(tb.state_dir / "tls")   # {"ca": ..., "cert": ..., "key": ...}
@@ -38,10 +39,21 @@ def ensure_registry_cert(tls_dir: Path) -> dict[str, Path]:
     return paths
 
 
+def ensure_site_ca(tls_dir: Path) -> dict[str, Path]:
+    """The site's own CA, which signs the site registries' certificates. Unlike the testbed CA, no host
+    trusts it at boot (a site CA is no public one): only what the deploy sets up trusts it."""
+    paths = {"ca": tls_dir / "site-ca.crt", "ca_key": tls_dir / "site-ca.key"}
+    if not all(p.exists() for p in paths.values()):
+        tls_dir.mkdir(parents=True, exist_ok=True)
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-keyout", paths["ca_key"], "-out", paths["ca"], "-days", "3650", "-subj", "/CN=ollama-deploy site CA")
+    return paths
+
+
 def ensure_site_cert(tls_dir: Path, name: str, ip: str) -> dict[str, Path]:
-    """A site registry host's certificate from the testbed CA, for its name and its address (its front
+    """A site registry host's certificate from the site CA, for its name and its address (its front
     redirects blob GETs from the name to the address, and Ollama checks both)."""
-    ca = ensure_registry_cert(tls_dir)
+    ca = ensure_site_ca(tls_dir)
     paths = {"cert": tls_dir / f"{name}.crt", "key": tls_dir / f"{name}.key"}
     if all(p.exists() for p in paths.values()):
         return paths

@@ -30,7 +30,7 @@ _INSTALL_SCRIPT = """set -eu
 mkdir -p {cache} {prefix}/bin {prefix}/lib
 work=$(mktemp -d {cache}/release.XXXXXX)
 trap 'rm -rf "$work" {cleanup}' EXIT
-curl -fsSL --retry 3 --connect-timeout 10 {auth} -o "$work/artifact" {url}
+curl -fsSL --retry 3 --connect-timeout 10 {auth}{cacert} -o "$work/artifact" {url}
 if ! echo "{sha256}  $work/artifact" | sha256sum -c --status; then
     echo "ollama-deploy: sha256 mismatch for {url}: expected {sha256}," \
          "got $(sha256sum "$work/artifact" | cut -d' ' -f1); nothing replaced" >&2
@@ -92,7 +92,7 @@ def site_loaded(state, host, load) -> bool:
 
 @operation()
 def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_dir: str = "/var/cache/ollama-deploy",
-                      curl_config: str | None = None, load=None):
+                      curl_config: str | None = None, load=None, cacert: str | None = None):
     """
     Install an Ollama release artifact (a .tar.zst with bin/ollama and lib/ollama/) under `prefix`.
 
@@ -103,6 +103,8 @@ def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_d
     + curl_config: a curl config file on the host holding the mirror's Authorization header (so the
       secret is in no command line or log); removed once used
     + load: called on the control node before the download (the site registry's load_release)
+    + cacert: the CA certificate (a host path) the download's server is checked against, in place of
+      the host's trust store (the site CA, for a release from the site registry)
 
     **Example:**
 
@@ -124,7 +126,8 @@ def release_installed(url: str, sha256: str, prefix: str = "/usr/local", cache_d
     cleanup = " ".join(q(p) for p in (uploaded, curl_config) if p)
     script = _INSTALL_SCRIPT.format(cache=q(cache_dir), prefix=q(prefix), url=q(url), sha256=sha256,
                                     marker=RELEASE_MARKER, cleanup=cleanup,
-                                    auth=f"-K {q(curl_config)}" if curl_config else "")
+                                    auth=f"-K {q(curl_config)}" if curl_config else "",
+                                    cacert=f" --cacert {q(cacert)}" if cacert else "")
     if load is not None:
         yield FunctionCommand(site_loaded, (load,), {})
     yield StringCommand("sh", "-c", q(script))

@@ -100,8 +100,8 @@ class OllamaSettings(BaseModel):
         [], "Networks on which the site registry may be reached over plain HTTP (http:// URLs only; the "
             "registry's address must be in one of them).")
     ollama_site_ca_file: str | None = setting(
-        None, "The site CA's certificate (PEM, a control-node path): added to each host's trust store, and "
-              "trusted by the control node when it loads the site registry.")
+        None, "The site CA's certificate (PEM, a control-node path): trusted by each host's Ollama and release "
+              "download (not the host's trust store), and by the control node when it loads the site registry.")
 
     # performance.conf
     ollama_flash_attention: bool | None = setting(

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from ollama_deploy.tasks.install import SITE_CA, SITE_CA_DIR, TRUST_STORE_SITE_CA
 from testbed import core
 from testbed.deployrun import run_deploy
 from testbed.layout import Testbed
@@ -102,11 +103,38 @@ def test_rerun_changes_nothing_and_fetches_nothing(site, converged):
     assert new and {r[0] for r in new} == {"127.0.0.1"}, new
 
 
+def test_the_site_ca_is_trusted_by_ollama_and_the_download_alone(site, converged):
+    """The pull and the release download above went over TLS to a registry whose CA no host trusted
+    at boot; the host's own trust store still does not trust it."""
+    tb, _ = site
+    host = tb.hosts[0].name
+    env = ssh(tb, host, "systemctl show -p Environment --value ollama").stdout
+    assert f"SSL_CERT_DIR=/etc/ssl/certs:/etc/pki/tls/certs:{SITE_CA_DIR}" in env.split(), env
+    plain = ssh(tb, host, f"curl -sS -o /dev/null {tb.site_registry_url}/v2/")
+    assert plain.returncode == 60, plain.stderr  # curl: the peer's certificate cannot be authenticated
+    assert ssh(tb, host, f"curl -fsS --cacert {SITE_CA} -o /dev/null {tb.site_registry_url}/v2/").returncode == 0
+    bundle = ssh(tb, host, "cat /etc/ssl/certs/ca-certificates.crt").stdout
+    assert (tb.state_dir / "tls/site-ca.crt").read_text().strip().splitlines()[1] not in bundle
+
+
+def test_a_site_ca_in_the_trust_store_from_an_earlier_version_is_taken_out(site, converged):
+    tb, data = site
+    host = tb.hosts[0].name
+    ssh(tb, host, f"cp {SITE_CA} {TRUST_STORE_SITE_CA} && update-ca-certificates >/dev/null")
+    run = run_deploy(tb.inventory_path, *data)
+    assert run.rc == 0, run.stderr[-3000:]
+    assert [name for name, _ in run.changed_ops()] == [
+        "Install Ollama | Site CA out of the host's trust store (earlier versions put it there)",
+        "Install Ollama | Trust store without the site CA"], run.changed_ops()
+    plain = ssh(tb, host, f"test ! -e {TRUST_STORE_SITE_CA} && curl -sS -o /dev/null {tb.site_registry_url}/v2/")
+    assert plain.returncode == 60, plain.stderr
+
+
 def test_only_the_control_node_may_write(site, converged):
     tb, _ = site
     registry = tb.registry_hosts[0].name
     url = f"{tb.site_registry_url}/v2/x/y/blobs/uploads/"
-    status = ssh(tb, tb.hosts[0].name, f"curl -s -o /dev/null -w '%{{http_code}}' -X POST {url}").stdout
+    status = ssh(tb, tb.hosts[0].name, f"curl -s --cacert {SITE_CA} -o /dev/null -w '%{{http_code}}' -X POST {url}").stdout
     assert status == "403", status
     assert ssh(tb, registry, "ss -Hltn 'sport = :5000'").stdout.split()[3] == "127.0.0.1:5000"
     assert ssh(tb, registry, "ss -Hltn 'sport = :80'").stdout == ""  # Debian's default nginx site is off
