@@ -20,47 +20,41 @@ BLOB_HOST = "blobs.registry.testbed"
 
 
 def ensure_registry_cert(tls_dir: Path) -> dict[str, Path]:
-    paths = {"ca": tls_dir / "ca.crt", "ca_key": tls_dir / "ca.key",
-             "cert": tls_dir / "registry.crt", "key": tls_dir / "registry.key"}
-    if all(p.exists() for p in paths.values()):
-        return paths
-    tls_dir.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", paths["ca_key"], "-out", paths["ca"], "-days", "3650",
-             "-subj", "/CN=ollama-deploy testbed CA")
-    csr = tls_dir / "registry.csr"
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", paths["key"], "-out", csr, "-subj", f"/CN={REGISTRY_HOST}")
-    ext = tls_dir / "registry.ext"
-    ext.write_text(f"subjectAltName=DNS:{REGISTRY_HOST},DNS:{BLOB_HOST}\n"
-                   "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
-    _openssl("x509", "-req", "-in", csr, "-CA", paths["ca"], "-CAkey", paths["ca_key"], "-CAcreateserial",
-             "-out", paths["cert"], "-days", "3650", "-extfile", ext)
-    return paths
+    ca = _ca(tls_dir, "ca", "ollama-deploy testbed CA")
+    return ca | _server_cert(tls_dir, ca, "registry", REGISTRY_HOST, f"DNS:{REGISTRY_HOST},DNS:{BLOB_HOST}")
 
 
 def ensure_site_ca(tls_dir: Path) -> dict[str, Path]:
     """The site's own CA, which signs the site registries' certificates. Unlike the testbed CA, no host
     trusts it at boot (a site CA is no public one): only what the deploy sets up trusts it."""
-    paths = {"ca": tls_dir / "site-ca.crt", "ca_key": tls_dir / "site-ca.key"}
-    if not all(p.exists() for p in paths.values()):
-        tls_dir.mkdir(parents=True, exist_ok=True)
-        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                 "-keyout", paths["ca_key"], "-out", paths["ca"], "-days", "3650", "-subj", "/CN=ollama-deploy site CA")
-    return paths
+    return _ca(tls_dir, "site-ca", "ollama-deploy site CA")
 
 
 def ensure_site_cert(tls_dir: Path, name: str, ip: str) -> dict[str, Path]:
     """A site registry host's certificate from the site CA, for its name and its address (its front
     redirects blob GETs from the name to the address, and Ollama checks both)."""
-    ca = ensure_site_ca(tls_dir)
-    paths = {"cert": tls_dir / f"{name}.crt", "key": tls_dir / f"{name}.key"}
+    return _server_cert(tls_dir, ensure_site_ca(tls_dir), name, name, f"DNS:{name},IP:{ip}")
+
+
+def _ca(tls_dir: Path, stem: str, subject: str) -> dict[str, Path]:
+    """A self-signed CA certificate and key (<stem>.crt, <stem>.key), made once."""
+    paths = {"ca": tls_dir / f"{stem}.crt", "ca_key": tls_dir / f"{stem}.key"}
+    if not all(p.exists() for p in paths.values()):
+        tls_dir.mkdir(parents=True, exist_ok=True)
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-keyout", paths["ca_key"], "-out", paths["ca"], "-days", "3650", "-subj", f"/CN={subject}")
+    return paths
+
+
+def _server_cert(tls_dir: Path, ca: dict[str, Path], stem: str, cn: str, san: str) -> dict[str, Path]:
+    """A server certificate and key (<stem>.crt, <stem>.key) signed by `ca` for the names in `san`, made once."""
+    paths = {"cert": tls_dir / f"{stem}.crt", "key": tls_dir / f"{stem}.key"}
     if all(p.exists() for p in paths.values()):
         return paths
-    csr, ext = tls_dir / f"{name}.csr", tls_dir / f"{name}.ext"
+    csr, ext = tls_dir / f"{stem}.csr", tls_dir / f"{stem}.ext"
     _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", paths["key"], "-out", csr, "-subj", f"/CN={name}")
-    ext.write_text(f"subjectAltName=DNS:{name},IP:{ip}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+             "-keyout", paths["key"], "-out", csr, "-subj", f"/CN={cn}")
+    ext.write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
     _openssl("x509", "-req", "-in", csr, "-CA", ca["ca"], "-CAkey", ca["ca_key"], "-CAcreateserial",
              "-out", paths["cert"], "-days", "3650", "-extfile", ext)
     return paths

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from ollama_deploy.tasks.install import SITE_CA, SITE_CA_DIR, TRUST_STORE_SITE_CA
-from testbed import core
+from testbed import core, tls
 from testbed.deployrun import run_deploy
 from testbed.layout import Testbed
 from tests.deploy.hosts import model_of, ssh
@@ -114,7 +114,8 @@ def test_the_site_ca_is_trusted_by_ollama_and_the_download_alone(site, converged
     assert plain.returncode == 60, plain.stderr  # curl: the peer's certificate cannot be authenticated
     assert ssh(tb, host, f"curl -fsS --cacert {SITE_CA} -o /dev/null {tb.site_registry_url}/v2/").returncode == 0
     bundle = ssh(tb, host, "cat /etc/ssl/certs/ca-certificates.crt").stdout
-    assert (tb.state_dir / "tls/site-ca.crt").read_text().strip().splitlines()[1] not in bundle
+    site_ca = tls.ensure_site_ca(tb.state_dir / "tls")["ca"].read_text()
+    assert site_ca.strip().splitlines()[1] not in bundle
 
 
 def test_a_site_ca_in_the_trust_store_from_an_earlier_version_is_taken_out(site, converged):

@@ -176,7 +176,7 @@ class LlamaServer:
         if r.opts["num_thread"] > 0:
             return r.opts["num_thread"]
         env = self.env.environ.get("LLAMA_ARG_THREADS", "")
-        if env.strip().lstrip("-").isdigit() and int(env) > 0:
+        if env.strip().isdigit() and int(env) > 0:
             return int(env)
         # Distinct sibling lists = physical cores (the double ships only gocompat, not lib/hardware.py).
         cores = {f.read_text() for f in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/thread_siblings")}
